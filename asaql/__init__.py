@@ -1,0 +1,1 @@
+"""asaql: Azure Stream Analytics queries, locally, on Apache Arrow."""
