@@ -1,0 +1,5 @@
+"""``python -m asaql`` runs the command line."""
+
+from asaql.cli.main import main
+
+raise SystemExit(main())

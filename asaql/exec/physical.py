@@ -1,0 +1,138 @@
+"""Logical plan -> tree of pull-based operators.
+
+Builders are registered per plan node type (``@builds(lp.Filter)``), so a new operator adds
+one function here, not a branch in a chain. WITH steps are built once and shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from asaql.errors import InternalError
+from asaql.exec.cross_apply import ApplyOperator
+from asaql.exec.filter import FilterOperator
+from asaql.exec.ml_score import MLScoreOperator
+from asaql.exec.operator import ExecContext, Item
+from asaql.exec.project import ProjectOperator
+from asaql.exec.reference_join import ReferenceJoinOperator
+from asaql.exec.scan import ScanOperator, SourceFactory
+from asaql.exec.step import SharedStep, step_read
+from asaql.exec.union import UnionOperator
+from asaql.plan import logical as lp
+
+__all__ = ["BUILDERS", "Builder", "build", "builds", "describe_physical"]
+
+BuildFn = Callable[[lp.PlanNode, "Builder"], Iterator[Item]]
+BUILDERS: dict[type, BuildFn] = {}
+PHYSICAL_NAMES: dict[type, str] = {}
+
+
+def builds(node_type: type, physical_name: str | None = None) -> Callable[[BuildFn], BuildFn]:
+    def wrap(fn: BuildFn) -> BuildFn:
+        BUILDERS[node_type] = fn
+        PHYSICAL_NAMES[node_type] = physical_name or node_type.__name__ + "Exec"
+        return fn
+
+    return wrap
+
+
+@dataclass
+class Builder:
+    plan: lp.LogicalPlan
+    ctx: ExecContext
+    open_input: SourceFactory
+    shared: dict[str, SharedStep] = field(default_factory=dict)
+
+    def build(self, node: lp.PlanNode) -> Iterator[Item]:
+        fn = BUILDERS.get(type(node))
+        if fn is None:
+            raise InternalError(f"no operator for plan node {type(node).__name__}")
+        return fn(node, self)
+
+    def step(self, name: str) -> SharedStep:
+        if name not in self.shared:
+            self.shared[name] = SharedStep(self.build(self.plan.steps[name]))
+        return self.shared[name]
+
+
+def build(plan: lp.LogicalPlan, ctx: ExecContext, open_input: SourceFactory) -> list[tuple[str, Iterator[Item]]]:
+    """One operator tree per output, in script order."""
+    builder = Builder(plan, ctx, open_input)
+    return [(out.name, builder.build(out.child)) for out in plan.outputs]
+
+
+def describe_physical(plan: lp.LogicalPlan) -> str:
+    """The operator tree, one line per operator (``asaql explain``)."""
+    lines: list[str] = []
+
+    def render(node: lp.PlanNode, depth: int) -> None:
+        name = PHYSICAL_NAMES.get(type(node), type(node).__name__)
+        detail = node.describe().split(" ", 1)
+        lines.append("  " * depth + name + (" " + detail[1] if len(detail) > 1 else ""))
+        for child in node.inputs:
+            render(child, depth + 1)
+
+    for step_name, node in plan.steps.items():
+        lines.append(f"SharedStep {step_name} (computed once)")
+        render(node, 1)
+    for out in plan.outputs:
+        lines.append(f"SinkWriter {out.name}")
+        render(out.child, 1)
+    return "\n".join(lines)
+
+
+@builds(lp.Scan, "ScanExec")
+def _scan(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Scan)
+    return iter(ScanOperator(node, b.ctx, b.open_input))
+
+
+@builds(lp.StepRef, "StepReadExec")
+def _step_ref(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.StepRef)
+    return step_read(b.step(node.step).reader(), node.alias)
+
+
+@builds(lp.Filter, "FilterExec")
+def _filter(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Filter)
+    return iter(FilterOperator(node, b.build(node.child), b.ctx))
+
+
+@builds(lp.Project, "ProjectExec")
+def _project(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Project)
+    return iter(ProjectOperator(node, b.build(node.child), b.ctx))
+
+
+@builds(lp.ReferenceJoin, "HashJoinExec")
+def _reference_join(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.ReferenceJoin)
+    return iter(ReferenceJoinOperator(node, b.build(node.left), b.build(node.right), b.ctx))
+
+
+@builds(lp.Apply, "ApplyExec")
+def _apply(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Apply)
+    return iter(ApplyOperator(node, b.build(node.child), b.ctx))
+
+
+@builds(lp.MLScore, "MLScoreExec")
+def _ml(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.MLScore)
+    return iter(MLScoreOperator(node, b.build(node.child), b.ctx))
+
+
+@builds(lp.Union, "UnionExec")
+def _union(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Union)
+    return iter(UnionOperator([b.build(c) for c in node.children], b.ctx))
+
+
+@builds(lp.Retimestamp, "RetimestampExec")
+def _retimestamp(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, lp.Retimestamp)
+    from asaql.exec.retimestamp import retimestamp
+
+    return retimestamp(node, b.build(node.child), b.ctx)

@@ -1,0 +1,144 @@
+"""Scan: read an input, type it, stamp every event with its event time.
+
+Per batch: CREATE TABLE typing (rows that do not convert are data errors, dropped), system
+columns (EventProcessedUtcTime, PartitionId; EventEnqueuedUtcTime typed as datetime when the
+data carries it), TIMESTAMP BY (rows whose time cannot be read are data errors, dropped), then
+the row becomes one record column named by the alias plus ``__ts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asaql.errors import DataError, ExecutionError
+from asaql.exec.evaluate import evaluate
+from asaql.exec.operator import TS, ExecContext, Item, Watermark
+from asaql.plan import logical as lp
+from asaql.types import DATETIME
+
+__all__ = ["ScanOperator", "to_struct"]
+
+ENQUEUED = "EventEnqueuedUtcTime"
+PROCESSED = "EventProcessedUtcTime"
+PARTITION = "PartitionId"
+
+#: name -> function(columns) -> batches; given by the session
+SourceFactory = Callable[[str, list[str] | None], Iterator[pa.RecordBatch]]
+
+
+def to_struct(batch: pa.RecordBatch) -> pa.Array:
+    """The whole row as one record column."""
+    if batch.num_columns == 0:
+        return pa.array([{}] * batch.num_rows, pa.struct([]))
+    return pa.StructArray.from_arrays(batch.columns, names=batch.schema.names)
+
+
+class ScanOperator:
+    def __init__(self, node: lp.Scan, ctx: ExecContext, open_input: SourceFactory) -> None:
+        self.node = node
+        self.ctx = ctx
+        self.open_input = open_input
+
+    def __iter__(self) -> Iterator[Item]:
+        columns = self._columns()
+        for raw in self.open_input(self.node.input_name, columns):
+            self.ctx.metrics.add(self.ctx.metrics.events_in, self.node.input_name, raw.num_rows)
+            batch = self._prepare(raw)
+            if batch.num_rows:
+                yield batch
+        yield Watermark.END
+
+    def _columns(self) -> list[str] | None:
+        cols = self.node.columns
+        if cols is None:
+            return None
+        extra = [ENQUEUED] if ENQUEUED.lower() not in {c.lower() for c in cols} else []
+        return list(cols) + extra
+
+    def _prepare(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        raw = self._apply_schema(raw)
+        raw = self._system_columns(raw)
+        row = pa.RecordBatch.from_arrays([to_struct(raw)], names=[self.node.alias])
+        ts = self._timestamps(row, raw)
+        batch = pa.RecordBatch.from_arrays([row.column(0), ts], names=[self.node.alias, TS])
+        if ts.null_count:
+            batch = self._drop_bad_timestamps(batch, ts)
+        return batch
+
+    def _apply_schema(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        """CREATE TABLE: convert each declared column; a row that does not convert is dropped."""
+        if not self.node.schema or raw.num_rows == 0:
+            return raw
+        from asaql.functions.conversion import cast
+
+        keep = pa.array([True] * raw.num_rows)
+        arrays = list(raw.columns)
+        names = raw.schema.names
+        lowered = {n.lower(): i for i, n in enumerate(names)}
+        for col_name, type_name in self.node.schema:
+            idx = lowered.get(col_name.lower())
+            if idx is None:
+                continue
+            converted = cast(arrays[idx], type_name, try_=True)
+            failed = pc.and_(pc.is_valid(arrays[idx]), pc.is_null(converted))
+            for row in pc.indices_nonzero(failed).to_pylist():
+                self.ctx.data_error(DataError(
+                    f"value cannot be converted to {type_name} (TypeConversionError)",
+                    input_name=self.node.input_name, line=None, field_name=col_name,
+                    code="TypeConversionError"))
+            keep = pc.and_(keep, pc.invert(failed))
+            arrays[idx] = converted
+        out = pa.RecordBatch.from_arrays(arrays, names=names)
+        return out if pc.all(keep).as_py() else out.filter(keep)
+
+    def _system_columns(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        names = raw.schema.names
+        arrays = list(raw.columns)
+        lowered = {n.lower(): i for i, n in enumerate(names)}
+        if ENQUEUED.lower() in lowered:
+            from asaql.functions.conversion import cast
+
+            idx = lowered[ENQUEUED.lower()]
+            if not pa.types.is_timestamp(arrays[idx].type):
+                arrays[idx] = cast(arrays[idx], "datetime", try_=True)
+        n = raw.num_rows
+        if PROCESSED.lower() not in lowered:
+            arrays.append(pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), n))
+            names = names + [PROCESSED]
+        if PARTITION.lower() not in lowered:
+            arrays.append(pa.repeat(pa.scalar(0, pa.int64()), n))
+            names = names + [PARTITION]
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def _timestamps(self, row: pa.RecordBatch, raw: pa.RecordBatch) -> pa.Array:
+        """Event time: TIMESTAMP BY, else arrival time (EventEnqueuedUtcTime), else the time the
+        run started (as ASA local runs do)."""
+        from asaql.functions.conversion import cast
+
+        n = raw.num_rows
+        if self.node.timestamp_by is not None:
+            value = evaluate(self.node.timestamp_by, row, self.ctx)
+            if pa.types.is_timestamp(value.type):
+                return value.cast(DATETIME)
+            try:
+                return cast(value, "datetime", try_=True)
+            except ExecutionError:
+                return pa.nulls(n, DATETIME)
+        idx = raw.schema.get_field_index(ENQUEUED)
+        if idx >= 0:
+            enq = raw.column(idx)
+            if pa.types.is_timestamp(enq.type):
+                fallback = pa.scalar(self.ctx.start_time, DATETIME)
+                return pc.fill_null(enq.cast(DATETIME), fallback)
+        return pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), n)
+
+    def _drop_bad_timestamps(self, batch: pa.RecordBatch, ts: pa.Array) -> pa.RecordBatch:
+        bad = pc.is_null(ts)
+        for _ in pc.indices_nonzero(bad).to_pylist():
+            self.ctx.data_error(DataError(
+                f"TIMESTAMP BY {self.node.timestamp_by} is not a valid datetime (InvalidInputTimeStamp)",
+                input_name=self.node.input_name, code="InvalidInputTimeStamp"))
+        return batch.filter(pc.invert(bad))

@@ -1,0 +1,119 @@
+"""AST -> logical plan.
+
+``bind(script, catalog)`` walks the statements in order: CREATE TABLE declares input schemas,
+WITH steps become named sub-plans, every other SELECT becomes an ``Output``. Per SELECT the
+order of evaluation is ASA's (asa-language.md §15)::
+
+    FROM/TIMESTAMP BY -> JOIN / APPLY -> WHERE -> GROUP BY + aggregates -> HAVING -> SELECT -> INTO
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asaql.errors import BindError, Diagnostic, did_you_mean
+from asaql.plan import logical as lp
+from asaql.plan.bind.expressions import ExprBinder, Scope
+from asaql.plan.bind.select import bind_select
+from asaql.plan.catalog import Catalog
+from asaql.sql import ast
+
+__all__ = ["BindResult", "bind"]
+
+DEFAULT_OUTPUT = "output"
+
+
+@dataclass
+class BindResult:
+    plan: lp.LogicalPlan
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class ScriptContext:
+    """State shared by the statements of one script."""
+
+    catalog: Catalog
+    strict: bool
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    steps: dict[str, tuple[str, list[str] | None]] = field(default_factory=dict)
+    schemas: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    ml_counter: int = 0
+
+    def step(self, name: str) -> tuple[str, list[str] | None] | None:
+        return self.steps.get(name.lower())
+
+    def unknown_source(self, name: str, span: object) -> BindError:
+        candidates = [i.name for i in self.catalog.inputs.values()] + [n for n, _ in self.steps.values()]
+        return BindError(
+            f"unknown input or step '{name}'",
+            span=span,  # type: ignore[arg-type]
+            code="unknown_input",
+            help=did_you_mean(name, candidates)
+            or (f"known inputs: {', '.join(sorted(candidates))}" if candidates else
+                "declare it with --input NAME=PATH (or --ref for reference data)"),
+        )
+
+
+def bind(script: ast.Script, catalog: Catalog, *, strict: bool = False) -> BindResult:
+    """Bind a parsed script against a catalog of inputs and functions."""
+    ctx = ScriptContext(catalog=catalog, strict=strict)
+    plan = lp.LogicalPlan()
+    for stmt in script.statements:
+        if isinstance(stmt, ast.CreateTable):
+            _create_table(stmt, ctx)
+        elif isinstance(stmt, ast.WithBlock):
+            for step in stmt.steps:
+                _with_step(step, ctx, plan)
+        else:
+            plan.outputs.append(_output(stmt, ctx))
+    _check_outputs(plan)
+    return BindResult(plan=plan, diagnostics=ctx.diagnostics)
+
+
+def _create_table(stmt: ast.CreateTable, ctx: ScriptContext) -> None:
+    binder = ExprBinder(Scope(), ctx.diagnostics, strict=ctx.strict)
+    cols = tuple((c.name, binder.type_name(c.type_name, c.span)) for c in stmt.columns)
+    ctx.schemas[stmt.name.lower()] = cols
+
+
+def _with_step(step: ast.WithStep, ctx: ScriptContext, plan: lp.LogicalPlan) -> None:
+    if ctx.step(step.name) is not None:
+        raise BindError(f"step '{step.name}' is defined twice", span=step.span, code="duplicate_step")
+    for select in _selects(step.query):
+        if select.into is not None:
+            raise BindError(
+                "INTO is not allowed inside a WITH step",
+                span=select.into_span or select.span,
+                code="into_in_with",
+                help="move the SELECT ... INTO out of the WITH block and read the step from it",
+            )
+    node, fields = _query(step.query, ctx)
+    plan.steps[step.name] = node
+    ctx.steps[step.name.lower()] = (step.name, fields)
+
+
+def _output(stmt: ast.Select | ast.Union, ctx: ScriptContext) -> lp.Output:
+    into = next((s.into for s in _selects(stmt) if s.into is not None), None)
+    node, _ = _query(stmt, ctx)
+    return lp.Output(child=node, name=into or DEFAULT_OUTPUT, span=stmt.span)
+
+
+def _query(query: ast.Select | ast.Union, ctx: ScriptContext) -> tuple[lp.PlanNode, list[str] | None]:
+    if isinstance(query, ast.Select):
+        return bind_select(query, ctx)
+    parts = [bind_select(s, ctx) for s in query.queries]
+    widths = {len(f) for _, f in parts if f is not None}
+    if len(widths) > 1:
+        raise BindError("every query of a UNION must have the same number of columns",
+                        span=query.span, code="union_width")
+    return lp.Union(children=[n for n, _ in parts], span=query.span), parts[0][1]
+
+
+def _selects(query: ast.Select | ast.Union) -> list[ast.Select]:
+    return [query] if isinstance(query, ast.Select) else list(query.queries)
+
+
+def _check_outputs(plan: lp.LogicalPlan) -> None:
+    if not plan.outputs:
+        raise BindError("the query has no SELECT that produces output", code="no_output")

@@ -1,0 +1,147 @@
+"""Binding of one SELECT: sources, joins, applies, ML calls, WHERE, GROUP BY, projection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from asaql.errors import BindError
+from asaql.plan import expr as bx
+from asaql.plan import logical as lp
+from asaql.plan.bind import from_, group
+from asaql.plan.bind.expressions import ExprBinder, Scope, conjuncts
+from asaql.sql import ast
+
+if TYPE_CHECKING:
+    from asaql.plan.bind import ScriptContext
+
+__all__ = ["bind_select"]
+
+
+class _UdfCalls:
+    """Collects ``udf.name(arg)`` calls met while binding; each becomes an MLScore node."""
+
+    def __init__(self, ctx: ScriptContext) -> None:
+        self.ctx = ctx
+        self.pending: list[lp.MLScore] = []
+        self._by_key: dict[str, lp.MLScore] = {}
+
+    def __call__(self, node: ast.FunctionCall, binder: ExprBinder) -> bx.BoundExpr:
+        spec = self.ctx.catalog.function(node.name)
+        if spec is None:
+            known = list(self.ctx.catalog.functions)
+            from asaql.errors import did_you_mean
+
+            raise BindError(
+                f"unknown function udf.{node.name}",
+                span=node.span,
+                code="unknown_function",
+                help=did_you_mean(node.name, known) or "declare it with --function NAME=FILE",
+            )
+        if len(node.args) != 1:
+            raise BindError(
+                f"udf.{node.name} takes exactly one argument (a record or an array)",
+                span=node.span,
+                code="wrong_arity",
+            )
+        arg = binder.bind(node.args[0])
+        key = f"{node.name.lower()}({arg})"
+        score = self._by_key.get(key)
+        if score is None:
+            self.ctx.ml_counter += 1
+            alias = f"__udf{self.ctx.ml_counter}"
+            score = lp.MLScore(
+                child=lp.Scan(input_name="?", alias="?"),  # placeholder, wired by _place_udfs
+                function=node.name,
+                arg=arg,
+                alias=alias,
+                spec=spec,
+                span=node.span,
+            )
+            self._by_key[key] = score
+            self.pending.append(score)
+        return bx.Col(scope=score.alias, path=(), span=node.span)
+
+    def take(self) -> list[lp.MLScore]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, list[str] | None]:
+    """Bind one SELECT; returns its plan and output column names (None when ``*`` is used)."""
+    scope = Scope()
+    udfs = _UdfCalls(ctx)
+    binder = ExprBinder(scope, ctx.diagnostics, strict=ctx.strict, udf_hook=udfs)
+    if select.match_recognize is not None:
+        raise BindError("MATCH_RECOGNIZE is not supported yet", span=select.match_recognize.span,
+                        code="not_supported")
+    node = from_.bind_source(select.source, scope, ctx, binder)
+    for clause in select.clauses:
+        node = from_.bind_clause(clause, node, scope, ctx, binder)
+    if select.where is not None:
+        predicate = binder.bind(select.where)
+        node = _place_udfs(node, udfs.take())
+        node = lp.Filter(child=node, predicate=predicate, span=select.where.span)
+    node, item_binder = group.bind_group(select, node, scope, ctx, binder)
+    items = [_item(item, item_binder, i) for i, item in enumerate(select.items)]
+    node = _place_udfs(node, udfs.take())
+    _set_error_modes(node, [e for _, e in items])
+    names = None if any(isinstance(e, bx.StarExpr) for _, e in items) else [n for n, _ in items]
+    return lp.Project(child=node, exprs=items, span=select.span), names
+
+
+def _item(item: ast.SelectItem, binder: ExprBinder, position: int) -> tuple[str, bx.BoundExpr]:
+    bound = binder.bind(item.expr)
+    if isinstance(bound, bx.StarExpr):
+        return "*", bound
+    return (item.alias or _derived_name(item.expr, position)), bound
+
+
+def _derived_name(expr: ast.Expr, position: int) -> str:
+    if isinstance(expr, ast.ColumnRef):
+        return expr.parts[-1]
+    if isinstance(expr, ast.FieldAccess):
+        return expr.name
+    if isinstance(expr, ast.FunctionCall) and expr.namespace is None:
+        return expr.name
+    return f"Column{position + 1}"
+
+
+def _place_udfs(node: lp.PlanNode, scores: list[lp.MLScore]) -> lp.PlanNode:
+    for score in scores:
+        score.child = node
+        node = score
+    return node
+
+
+def _set_error_modes(root: lp.PlanNode, exprs: list[bx.BoundExpr]) -> None:
+    """An ML result read inside TryEvaluate lets failed rows become NULL instead of stopping
+    the job; reads outside TryEvaluate still stop it (checked per row by the evaluator)."""
+    tried: set[str] = set()
+    all_exprs = list(exprs) + _plan_exprs(root)
+    for e in all_exprs:
+        for sub in bx.walk(e):
+            if isinstance(sub, bx.TryEval):
+                tried.update(c.scope for c in bx.walk(sub.expr) if isinstance(c, bx.Col) and c.scope)
+    node: lp.PlanNode | None = root
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, lp.MLScore) and node.alias in tried:
+            node.on_error = "null"
+        stack.extend(node.inputs)
+
+
+def _plan_exprs(root: lp.PlanNode) -> list[bx.BoundExpr]:
+    out: list[bx.BoundExpr] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, lp.Filter):
+            out.append(node.predicate)
+        elif isinstance(node, lp.ReferenceJoin) and node.residual is not None:
+            out.append(node.residual)
+        stack.extend(node.inputs)
+    return out
+
+
+__all__ += ["conjuncts"]
