@@ -1,0 +1,248 @@
+"""EndpointClient: one batch of argument values in, one list of results out, over HTTP.
+
+It owns the ``httpx.Client`` (one per endpoint, connection pool sized to ``max_in_flight``, so
+every worker thread of the :class:`~asaql.ml.scorer.Scorer` keeps its own keep-alive
+connection), the auth headers, the retry policy and the periodic re-read of the endpoint
+configuration. :meth:`EndpointClient.score` is called from worker threads and is thread-safe.
+
+Retry policy (ASA retries 503 "with exponential backoff"; 400/401/404/409 fail the job):
+
+=========================  ===========================================================
+408, 429, 5xx, timeouts,   retried: delay = ``Retry-After`` if the server sent one, else
+connection errors          ``min(backoff_max, backoff_base * 2**(attempt-1))`` with full
+                           jitter in [delay/2, delay]; at most ``retries`` retries and never
+                           past ``max_retry_time`` seconds after the first attempt
+other 4xx                  not retried
+200 with a wrong shape     not retried (the model answered; asking again won't fix it)
+=========================  ===========================================================
+
+Every message that leaves this module goes through :func:`~asaql.ml.secrets.redact` with
+every key value this client has ever sent, and shows the URL with query values masked.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from asaql.errors import AsaqlError, EndpointError
+from asaql.ml.endpoint import EndpointSpec, load_function_spec
+from asaql.ml.metrics import EndpointMetrics
+from asaql.ml.protocols import ResponseShapeError, dumps, error_message, loads, make_codec
+from asaql.ml.secrets import redact
+
+__all__ = ["EndpointClient", "describe_event"]
+
+_RETRYABLE = frozenset({408, 429})
+_EVENT_CHARS = 200
+
+
+def describe_event(value: Any, secrets: list[str] | None = None) -> str:
+    """A short JSON rendering of one event's argument for error messages."""
+    try:
+        text = dumps(value).decode("utf-8", "replace")
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > _EVENT_CHARS:
+        text = text[: _EVENT_CHARS - 3] + "..."
+    return redact(text, secrets or [])
+
+
+class _Resolved:
+    """The parts of the configuration that are re-read every update_frequency."""
+
+    __slots__ = ("headers", "key", "loaded_at", "spec", "url")
+
+    def __init__(self, spec: EndpointSpec, loaded_at: float) -> None:
+        self.spec = spec
+        self.url = spec.url
+        self.key = spec.api_key.resolve() if spec.api_key is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(dict(spec.headers))
+        if self.key is not None and spec.auth_header == "bearer":
+            headers["Authorization"] = f"Bearer {self.key}"
+        elif self.key is not None and spec.auth_header == "api-key":
+            headers["api-key"] = self.key
+        if spec.deployment:
+            headers["azureml-model-deployment"] = spec.deployment
+        self.headers = headers
+        self.loaded_at = loaded_at
+
+
+class EndpointClient:
+    """Sends batches to one endpoint; see the module docstring for the retry policy."""
+
+    def __init__(
+        self,
+        spec: EndpointSpec,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        metrics: EndpointMetrics | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.spec = spec
+        self.metrics = metrics or EndpointMetrics(spec.name)
+        self._codec = make_codec(spec)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._seen_keys: list[str] = []
+        self._config = self._resolve(spec)
+        limits = httpx.Limits(
+            max_connections=spec.max_in_flight, max_keepalive_connections=spec.max_in_flight
+        )
+        self._http = httpx.Client(
+            transport=transport,
+            limits=limits,
+            timeout=httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0)),
+        )
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _resolve(self, spec: EndpointSpec) -> _Resolved:
+        config = _Resolved(spec, self._clock())
+        if config.key and config.key not in self._seen_keys:
+            self._seen_keys.append(config.key)
+        return config
+
+    def current(self) -> _Resolved:
+        """The configuration to use now, re-read when update_frequency has passed."""
+        config = self._config
+        every = self.spec.update_frequency
+        if every is None or self._clock() - config.loaded_at < every:
+            return config
+        with self._lock:
+            if self._config is not config:
+                return self._config
+            try:
+                fresh = self.spec
+                if self.spec.source:
+                    fresh = load_function_spec(self.spec.name, self.spec.source)
+                    fresh = self.spec.with_options(
+                        url=fresh.url,
+                        api_key=fresh.api_key,
+                        deployment=fresh.deployment,
+                        auth_header=fresh.auth_header,
+                        headers=fresh.headers,
+                    )
+                self._config = self._resolve(fresh)
+            except AsaqlError:  # keep the last good configuration; try again next period
+                config.loaded_at = self._clock()
+            return self._config
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._seen_keys)
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def score(self, rows: list[Any]) -> list[Any]:
+        """Score one batch; returns one result per row, in order, or raises EndpointError."""
+        config = self.current()
+        n = len(rows)
+        started = self._clock()
+        try:
+            body = dumps(self._codec.encode(rows))
+        except (TypeError, ValueError) as exc:
+            self.metrics.record_request(events=n, latency=0.0, ok=False, retries=0)
+            raise self._error(config, rows, f"cannot encode the request: {exc}", None) from None
+        attempt = 0
+        while True:
+            attempt += 1
+            sent_at = self._clock()
+            status, message, response = self._attempt(config, body)
+            if response is not None and status < 300:
+                results = self._decode(config, rows, response, attempt - 1)
+                latency = self._clock() - sent_at
+                self.metrics.record_request(events=n, latency=latency, ok=True, retries=attempt - 1)
+                return results
+            retryable = status == 0 or status in _RETRYABLE or status >= 500
+            delay = self._delay(attempt, response)
+            elapsed = self._clock() - started
+            if not retryable or attempt > self.spec.retries or (
+                elapsed + delay > self.spec.max_retry_time
+            ):
+                self.metrics.record_request(events=n, latency=0.0, ok=False, retries=attempt - 1)
+                why = "not retried" if not retryable else (
+                    f"gave up after {attempt} attempts in {elapsed:.1f} s"
+                )
+                raise self._error(config, rows, f"{message} ({why})", status or None)
+            self._sleep(delay)
+            config = self.current()
+
+    def _attempt(
+        self, config: _Resolved, body: bytes
+    ) -> tuple[int, str, httpx.Response | None]:
+        try:
+            response = self._http.post(config.url, content=body, headers=config.headers)
+        except httpx.TimeoutException:
+            return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None
+        except httpx.TransportError as exc:
+            return 0, f"could not be reached: {type(exc).__name__}: {exc}", None
+        status = response.status_code
+        if status < 300:
+            return status, "", response
+        reason = response.reason_phrase or ""
+        detail = error_message(response.content)
+        message = f"answered {status} {reason}".rstrip() + (f": {detail}" if detail else "")
+        return status, message, response
+
+    def _decode(
+        self, config: _Resolved, rows: list[Any], response: httpx.Response, retries: int
+    ) -> list[Any]:
+        n = len(rows)
+        try:
+            return self._codec.decode(loads(response.content), n)
+        except ResponseShapeError as exc:
+            message = f"answered with a response that does not match the batch: {exc}"
+        except ValueError as exc:
+            message = f"answered with a body that is not JSON: {exc}"
+        self.metrics.record_request(events=n, latency=0.0, ok=False, retries=retries)
+        raise self._error(config, rows, message, response.status_code)
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            if retry_after is not None:
+                return retry_after
+        base = min(self.spec.backoff_max, self.spec.backoff_base * 2 ** (attempt - 1))
+        return base * (0.5 + self._rng() / 2)
+
+    def _error(
+        self, config: _Resolved, rows: list[Any], message: str, status: int | None
+    ) -> EndpointError:
+        first = describe_event(rows[0], self._seen_keys) if rows else "-"
+        text = (
+            f"ML endpoint '{self.spec.name}' at {config.spec.display_url} {message}; "
+            f"batch of {len(rows)} events, first event: {first}"
+        )
+        error = EndpointError(self.redact(text), status=status)
+        error.url = config.spec.display_url  # type: ignore[attr-defined]
+        return error
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,399 @@
+"""Scorer: ordered, batched, parallel scoring of a stream of chunks.
+
+The executor is synchronous and pull-based; the Scorer turns its chunks (the argument value of
+each event of one record batch, in event order) into ScoredChunks, one per input chunk, in
+input order, while keeping up to ``max_in_flight`` requests of up to ``batch_size`` events in
+flight across chunk boundaries.
+
+Why threads and a blocking ``httpx.Client`` rather than an asyncio loop on a side thread: the
+caller is synchronous, so an event loop would need a thread anyway plus a cross-thread hand-off
+per request (``run_coroutine_threadsafe``) and per completion; a pool of ``max_in_flight``
+workers sharing one ``httpx.Client`` (its pool sized to ``max_in_flight``) gives the same
+concurrency with less machinery, blocking sockets release the GIL while waiting, and the
+``python`` protocol (local model functions, which are blocking code) runs through the very same
+pool. The cost is one thread per in-flight request, and in-flight counts are small (ASA's own
+default is 1 per partition).
+
+Data flow (the main thread is the caller's, inside ``map``; everything it waits for arrives
+on one queue, so it never polls)::
+
+    upstream chunks ──feeder thread──► events queue ◄── worker "done" callbacks
+      (≤ prefetch chunks taken and         │
+       not yet fully dispatched)           ▼
+                                  main thread (map generator)
+      slots:   [chunk0 ✓][chunk1 ··][chunk2 · ][chunk3    ]   one per input chunk, in order;
+                  │ yield when the head slot has every result (✓)
+      pending: events of chunk2/chunk3 not yet sent ── cut into requests of ≤ batch_size
+      in flight (≤ max_in_flight):  req7 = chunk1[600:1000] + chunk2[0:600]   ► worker ► HTTP
+                                    req8 = chunk2[600:1000] ...
+
+A request is sent when it is full, or when it is partial and no more input is immediately
+available: the queue holds no chunk and none arrived for ``linger`` seconds, or the input ended.
+An empty chunk gives an empty ScoredChunk at its place in the order, so the caller can use one
+as a marker (for example to release a held watermark once every earlier event is answered).
+
+The chunks iterable is pulled on the feeder thread (``asaql-ml-<name>-feed``); when the caller
+stops iterating ``map`` early, the feeder stops and closes the iterable itself.
+
+Failures: a request that fails after retries marks all its events. With ``on_error="raise"``
+(default) ``map`` yields every chunk before the first failed event, then raises its
+EndpointError (no new requests are started once a failure is known). With ``on_error="null"``
+(TryEvaluate) failed events get the value None and their error in ``ScoredChunk.errors``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from asaql.errors import AsaqlError, ConfigError, EndpointError
+from asaql.ml.cache import ResultCache
+from asaql.ml.endpoint import EndpointSpec
+from asaql.ml.metrics import EndpointMetrics
+
+__all__ = ["BatchCaller", "ScoredChunk", "Scorer"]
+
+ON_ERROR = ("raise", "null")
+
+
+@dataclass
+class ScoredChunk:
+    """Results for one input chunk: ``values[i]`` belongs to event ``i`` of the chunk."""
+
+    values: list[Any]
+    errors: list[EndpointError | None] | None = None
+
+    @property
+    def failed(self) -> int:
+        return 0 if self.errors is None else sum(e is not None for e in self.errors)
+
+
+class BatchCaller(Protocol):
+    """Scores one batch: one result per row, or raises EndpointError."""
+
+    metrics: EndpointMetrics
+
+    def score(self, rows: list[Any]) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class _Slot:
+    """One input chunk on its way through the pipeline."""
+
+    __slots__ = ("errors", "index", "keys", "released", "remaining", "send", "values")
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.values: list[Any] = [None] * len(rows)
+        self.errors: list[EndpointError | None] | None = None
+        self.send = rows  # rows still to send (all of them unless the cache answered some)
+        self.index: list[int] | None = None  # send position -> event position (cache only)
+        self.keys: list[Hashable] | None = None  # cache keys of the rows in ``send``
+        self.remaining = len(rows)
+        self.released = False
+
+
+class _Request:
+    __slots__ = ("parts", "rows")
+
+    def __init__(self, parts: list[tuple[_Slot, int, int]], rows: list[Any]) -> None:
+        self.parts = parts  # (slot, start, stop) ranges of slot.send, in order
+        self.rows = rows
+
+
+class Scorer:
+    """Scores chunks of events against one endpoint; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: EndpointSpec,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: str = "raise",
+        sleep: Callable[[float], None] = time.sleep,
+        function: Callable[..., Any] | None = None,
+    ) -> None:
+        if on_error not in ON_ERROR:
+            raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.spec = spec
+        self.on_error = on_error
+        self.metrics = EndpointMetrics(spec.name)
+        self._caller = self._make_caller(transport, clock, sleep, function)
+        self._cache: ResultCache | None = None
+        if spec.cache_size:
+            ttl = spec.cache_ttl if spec.cache_ttl is not None else spec.update_frequency
+            self._cache = ResultCache(spec.cache_size, ttl=ttl, clock=clock)
+        self._pool = ThreadPoolExecutor(
+            max_workers=spec.max_in_flight, thread_name_prefix=f"asaql-ml-{spec.name}"
+        )
+
+    def _make_caller(
+        self,
+        transport: httpx.BaseTransport | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        function: Callable[..., Any] | None,
+    ) -> BatchCaller:
+        if self.spec.resolved_protocol == "python" or function is not None:
+            from asaql.ml.python_udf import PythonCaller
+
+            return PythonCaller(self.spec, function=function, metrics=self.metrics)
+        from asaql.ml.client import EndpointClient
+
+        return EndpointClient(
+            self.spec, transport=transport, clock=clock, sleep=sleep, metrics=self.metrics
+        )
+
+    def __repr__(self) -> str:
+        return f"Scorer({self.spec!r}, on_error={self.on_error!r})"
+
+    def score(self, rows: list[Any]) -> ScoredChunk:
+        """Score one list of events (a convenience over :meth:`map`)."""
+        return next(iter(self.map([rows])))
+
+    def map(self, chunks: Iterable[list[Any]]) -> Iterator[ScoredChunk]:
+        """Yield one ScoredChunk per chunk, in input order (see the module docstring)."""
+        run = _Run(self, chunks)
+        try:
+            yield from run.loop()
+        finally:
+            run.stop()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._caller.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Run:
+    """The state of one ``map`` call (lives on the caller's thread)."""
+
+    def __init__(self, scorer: Scorer, chunks: Iterable[list[Any]]) -> None:
+        spec = scorer.spec
+        self.scorer = scorer
+        self.batch_size = spec.batch_size
+        self.max_in_flight = spec.max_in_flight
+        self.linger = spec.linger
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.slots: deque[_Slot] = deque()
+        self.pending: deque[tuple[_Slot, int]] = deque()  # (slot, first unsent position)
+        self.pending_count = 0
+        self.in_flight: dict[Future[list[Any]], _Request] = {}
+        self.input_done = False
+        self.failed = False
+        self.last_input = time.perf_counter()
+        self.stopping = threading.Event()
+        self.credits = threading.Semaphore(spec.prefetch)
+        self.feeder = threading.Thread(
+            target=self._feed, args=(chunks,), name=f"asaql-ml-{spec.name}-feed", daemon=True
+        )
+        self.feeder.start()
+
+    # -- feeder thread ------------------------------------------------------------------------
+
+    def _feed(self, chunks: Iterable[list[Any]]) -> None:
+        iterator = iter(chunks)
+        try:
+            while True:
+                while not self.credits.acquire(timeout=0.05):
+                    if self.stopping.is_set():
+                        return
+                if self.stopping.is_set():
+                    return
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    self.events.put(("end",))
+                    return
+                self.events.put(("chunk", chunk))
+        except BaseException as exc:  # forwarded to the caller's thread and raised there
+            self.events.put(("error", exc))
+        finally:
+            if self.stopping.is_set() and hasattr(iterator, "close"):
+                try:
+                    iterator.close()
+                except Exception:  # noqa: BLE001 - best effort while abandoning the input
+                    pass
+
+    # -- main loop ----------------------------------------------------------------------------
+
+    def loop(self) -> Iterator[ScoredChunk]:
+        while True:
+            while self.slots and (self.slots[0].remaining == 0 or self._failed_head()):
+                yield self._finish(self.slots.popleft())
+            if self.input_done and not self.slots:
+                return
+            timeout = self._dispatch()
+            try:
+                event = self.events.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            self._handle(event)
+            while True:  # take everything that is already there before deciding again
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle(event)
+
+    def _dispatch(self) -> float | None:
+        """Send what should be sent now; return how long to wait for the next event."""
+        if self.failed:
+            return None
+        while self.pending_count >= self.batch_size and len(self.in_flight) < self.max_in_flight:
+            self._send(self.batch_size)
+        if not self.pending_count or len(self.in_flight) >= self.max_in_flight:
+            return None
+        if self.input_done:
+            while self.pending_count and len(self.in_flight) < self.max_in_flight:
+                self._send(min(self.batch_size, self.pending_count))
+            return None
+        waited = time.perf_counter() - self.last_input
+        if waited >= self.linger:
+            self._send(self.pending_count)
+            return None
+        return self.linger - waited
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "done":
+            self._complete(event[1])
+        elif kind == "chunk":
+            self.last_input = time.perf_counter()
+            self._intake(event[1])
+        elif kind == "end":
+            self.input_done = True
+        elif kind == "error":
+            raise event[1]
+
+    def _intake(self, rows: list[Any]) -> None:
+        if not isinstance(rows, list):
+            rows = list(rows)
+        slot = _Slot(rows)
+        self.slots.append(slot)
+        cache = self.scorer._cache
+        if cache is not None and rows:
+            self._answer_from_cache(cache, slot, rows)
+        if slot.send:
+            self.pending.append((slot, 0))
+            self.pending_count += len(slot.send)
+        else:
+            self._release(slot)
+
+    def _answer_from_cache(self, cache: ResultCache, slot: _Slot, rows: list[Any]) -> None:
+        send: list[Any] = []
+        index: list[int] = []
+        keys: list[Hashable] = []
+        hits = 0
+        for position, row in enumerate(rows):
+            key = cache.key(row)
+            found, result = cache.get(key)
+            if found:
+                slot.values[position] = result
+                hits += 1
+            else:
+                send.append(row)
+                index.append(position)
+                keys.append(key)
+        slot.remaining -= hits
+        slot.send, slot.index, slot.keys = send, index, keys
+        if hits:
+            self.scorer.metrics.record_cache_hits(hits)
+
+    def _send(self, count: int) -> None:
+        parts: list[tuple[_Slot, int, int]] = []
+        rows: list[Any] = []
+        while count:
+            slot, start = self.pending[0]
+            stop = min(len(slot.send), start + count)
+            parts.append((slot, start, stop))
+            if start == 0 and stop == len(slot.send) and not rows and count == stop:
+                rows = slot.send
+            else:
+                rows.extend(slot.send[start:stop])
+            count -= stop - start
+            self.pending_count -= stop - start
+            if stop == len(slot.send):
+                self.pending.popleft()
+                self._release(slot)
+            else:
+                self.pending[0] = (slot, stop)
+        request = _Request(parts, rows)
+        future = self.scorer._pool.submit(self.scorer._caller.score, rows)
+        self.in_flight[future] = request
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[list[Any]]) -> None:  # runs on a worker thread
+        self.events.put(("done", future))
+
+    def _release(self, slot: _Slot) -> None:
+        if not slot.released:
+            slot.released = True
+            self.credits.release()
+
+    def _complete(self, future: Future[list[Any]]) -> None:
+        request = self.in_flight.pop(future, None)
+        if request is None or future.cancelled():
+            return
+        try:
+            results = future.result()
+        except AsaqlError as exc:
+            error = exc if isinstance(exc, EndpointError) else EndpointError(exc.message)
+            self._fail(request, error)
+            return
+        offset = 0
+        cache = self.scorer._cache
+        for slot, start, stop in request.parts:
+            size = stop - start
+            chunk_results = results[offset : offset + size]
+            if slot.index is None:
+                slot.values[start:stop] = chunk_results
+            else:
+                for position, result in zip(slot.index[start:stop], chunk_results, strict=True):
+                    slot.values[position] = result
+                if cache is not None and slot.keys is not None:
+                    for key, result in zip(slot.keys[start:stop], chunk_results, strict=True):
+                        cache.put(key, result)
+            slot.remaining -= size
+            offset += size
+
+    def _fail(self, request: _Request, error: EndpointError) -> None:
+        if self.scorer.on_error == "raise":
+            self.failed = True
+        for slot, start, stop in request.parts:
+            if slot.errors is None:
+                slot.errors = [None] * len(slot.values)
+            positions = range(start, stop) if slot.index is None else slot.index[start:stop]
+            for position in positions:
+                slot.errors[position] = error
+            slot.remaining -= stop - start
+
+    def _failed_head(self) -> bool:
+        # raise mode: the head chunk has a failed event; nothing before it is outstanding
+        return self.failed and self.slots[0].errors is not None
+
+    def _finish(self, slot: _Slot) -> ScoredChunk:
+        if slot.errors is not None and self.scorer.on_error == "raise":
+            first = next(e for e in slot.errors if e is not None)
+            raise first
+        return ScoredChunk(slot.values, slot.errors)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.credits.release()
+        for future in list(self.in_flight):
+            future.cancel()
