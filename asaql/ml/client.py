@@ -100,6 +100,10 @@ class EndpointClient:
         limits = httpx.Limits(
             max_connections=spec.max_in_flight, max_keepalive_connections=spec.max_in_flight
         )
+        # at most max_in_flight requests on the wire; the Scorer runs one more worker than
+        # that, which encodes the next body while the others wait for their answers
+        self._wire = threading.BoundedSemaphore(spec.max_in_flight)
+        self.lookahead = 1
         self._http = httpx.Client(
             transport=transport,
             limits=limits,
@@ -157,11 +161,9 @@ class EndpointClient:
         attempt = 0
         while True:
             attempt += 1
-            sent_at = self._clock()
-            status, message, response = self._attempt(config, body)
+            status, message, response, latency = self._attempt(config, body)
             if response is not None and status < 300:
                 results = self._decode(config, rows, response, attempt - 1)
-                latency = self._clock() - sent_at
                 self.metrics.record_request(events=n, latency=latency, ok=True, retries=attempt - 1)
                 return results
             retryable = status == 0 or status in _RETRYABLE or status >= 500
@@ -180,20 +182,23 @@ class EndpointClient:
 
     def _attempt(
         self, config: _Resolved, body: bytes
-    ) -> tuple[int, str, httpx.Response | None]:
-        try:
-            response = self._http.post(config.url, content=body, headers=config.headers)
-        except httpx.TimeoutException:
-            return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None
-        except httpx.TransportError as exc:
-            return 0, f"could not be reached: {type(exc).__name__}: {exc}", None
+    ) -> tuple[int, str, httpx.Response | None, float]:
+        with self._wire:
+            sent_at = self._clock()
+            try:
+                response = self._http.post(config.url, content=body, headers=config.headers)
+            except httpx.TimeoutException:
+                return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None, 0.0
+            except httpx.TransportError as exc:
+                return 0, f"could not be reached: {type(exc).__name__}: {exc}", None, 0.0
+            latency = self._clock() - sent_at
         status = response.status_code
         if status < 300:
-            return status, "", response
+            return status, "", response, latency
         reason = response.reason_phrase or ""
         detail = error_message(response.content)
         message = f"answered {status} {reason}".rstrip() + (f": {detail}" if detail else "")
-        return status, message, response
+        return status, message, response, latency
 
     def _decode(
         self, config: _Resolved, rows: list[Any], response: httpx.Response, retries: int

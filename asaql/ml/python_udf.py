@@ -132,6 +132,7 @@ class PythonCaller:
     ) -> None:
         self.spec = spec
         self.metrics = metrics or EndpointMetrics(spec.name)
+        self.lookahead = 0
         if function is not None:
             self.function = PythonFunction(spec.name, function, arrow=spec.batch_arrow)
         else:

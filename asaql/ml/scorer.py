@@ -26,9 +26,11 @@ on one queue, so it never polls)::
       pending: events of chunk2/chunk3 not yet sent ── cut into requests of ≤ batch_size
       in flight (≤ max_in_flight):  req7 = chunk1[600:1000] + chunk2[0:600]   ► worker ► HTTP
                                     req8 = chunk2[600:1000] ...
+      lookahead (1 for HTTP):       req9 = chunk3[...]  ► worker encodes its body, then
+                                    waits for a free connection (client's wire semaphore)
 
-A request is sent when it is full, or when it is partial and no more input is immediately
-available: the queue holds no chunk and none arrived for ``linger`` seconds, or the input ended.
+A request is sent when it is full, or when it is partial, a connection is free, and no more
+input is immediately available: the queue holds no chunk and none arrived for ``linger`` seconds, or the input ended.
 An empty chunk gives an empty ScoredChunk at its place in the order, so the caller can use one
 as a marker (for example to release a held watermark once every earlier event is answered).
 
@@ -80,6 +82,7 @@ class BatchCaller(Protocol):
     """Scores one batch: one result per row, or raises EndpointError."""
 
     metrics: EndpointMetrics
+    lookahead: int  # extra workers that may prepare a batch while max_in_flight are busy
 
     def score(self, rows: list[Any]) -> list[Any]: ...
 
@@ -132,8 +135,9 @@ class Scorer:
         if spec.cache_size:
             ttl = spec.cache_ttl if spec.cache_ttl is not None else spec.update_frequency
             self._cache = ResultCache(spec.cache_size, ttl=ttl, clock=clock)
+        self._tasks = spec.max_in_flight + self._caller.lookahead
         self._pool = ThreadPoolExecutor(
-            max_workers=spec.max_in_flight, thread_name_prefix=f"asaql-ml-{spec.name}"
+            max_workers=self._tasks, thread_name_prefix=f"asaql-ml-{spec.name}"
         )
 
     def _make_caller(
@@ -187,6 +191,7 @@ class _Run:
         self.scorer = scorer
         self.batch_size = spec.batch_size
         self.max_in_flight = spec.max_in_flight
+        self.max_tasks = scorer._tasks
         self.linger = spec.linger
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.slots: deque[_Slot] = deque()
@@ -254,14 +259,16 @@ class _Run:
         """Send what should be sent now; return how long to wait for the next event."""
         if self.failed:
             return None
-        while self.pending_count >= self.batch_size and len(self.in_flight) < self.max_in_flight:
-            self._send(self.batch_size)
-        if not self.pending_count or len(self.in_flight) >= self.max_in_flight:
+        while self.pending_count >= self.batch_size and len(self.in_flight) < self.max_tasks:
+            self._send(self.batch_size)  # full batches may also take the lookahead worker
+        if not self.pending_count or len(self.in_flight) >= self.max_tasks:
             return None
-        if self.input_done:
-            while self.pending_count and len(self.in_flight) < self.max_in_flight:
+        if self.input_done:  # nothing more will come: flush everything
+            while self.pending_count and len(self.in_flight) < self.max_tasks:
                 self._send(min(self.batch_size, self.pending_count))
             return None
+        if len(self.in_flight) >= self.max_in_flight:
+            return None  # a partial batch only goes out when a connection is free
         waited = time.perf_counter() - self.last_input
         if waited >= self.linger:
             self._send(self.pending_count)
