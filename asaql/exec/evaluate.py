@@ -525,7 +525,7 @@ def _concat(a: Value, b: Value, env: Env) -> Value:
     a_arr = cast(_as_array(a, env.length), "nvarchar(max)")
     b_arr = cast(_as_array(b, env.length), "nvarchar(max)")
     return pc.binary_join_element_wise(
-        a_arr.cast(pa.large_string()), b_arr.cast(pa.large_string()), ""
+        a_arr.cast(pa.large_string()), b_arr.cast(pa.large_string()), pa.scalar("", pa.large_string())
     )
 
 
