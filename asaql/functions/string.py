@@ -118,7 +118,7 @@ def left_py(s: str, n: int) -> str:
 def right_py(s: str, n: int) -> str:
     if n < 0:
         raise _length_error("right")
-    return s[len(s) - n:] if n else ""
+    return s[max(0, len(s) - n):] if n else ""
 
 
 def charindex_py(find: str, s: str, start: int | None = None) -> int:
@@ -399,8 +399,7 @@ def replicate(args: list[Any], ctx: KernelContext) -> pa.Array:
     n = batch_length(args, ctx.length)
     s = text(args[0], n, "replicate", 1)
     k = to_int64(args[1], n, "replicate", 2)
-    k = pc.if_else(pc.less(k, 0), pa.scalar(None, pa.int64()), k)
-    return pc.binary_repeat(s, k)
+    return _repeat(s, k)
 
 
 @scalar("SPACE", args=(1, 1), returns="nvarchar(max)")
@@ -408,8 +407,16 @@ def space(args: list[Any], ctx: KernelContext) -> pa.Array:
     """SPACE(n): n spaces; negative -> NULL."""
     n = batch_length(args, ctx.length)
     k = to_int64(args[0], n, "space", 1)
-    k = pc.if_else(pc.less(k, 0), pa.scalar(None, pa.int64()), k)
-    return pc.binary_repeat(pa.repeat(pa.scalar(" "), n), k)
+    return _repeat(pa.repeat(pa.scalar(" "), n), k)
+
+
+def _repeat(s: pa.Array, k: pa.Array) -> pa.Array:
+    """s repeated k times; negative k -> NULL (Arrow rejects negative counts, even under
+    NULL slots, so they are clamped first)."""
+    safe = pc.max_element_wise(k.fill_null(0), pa.scalar(0, pa.int64()))
+    out = pc.binary_repeat(s, safe)
+    bad = pc.or_(pc.less(k, 0).fill_null(True), pc.is_null(k))
+    return pc.if_else(bad, pa.scalar(None, out.type), out)
 
 
 @scalar("STUFF", args=(4, 4), returns="nvarchar(max)")

@@ -1,0 +1,138 @@
+"""Record functions: GetRecordPropertyValue, JSON_PARSE (GetType lives in conversion.py).
+
+Records are Arrow struct arrays, or Variant columns whose values are JSON objects.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asaql.errors import ExecutionError
+from asaql.functions.args import (
+    arg_type_error,
+    as_array,
+    batch_length,
+    const_value,
+    from_python,
+    is_string,
+    map_values,
+    python_values,
+)
+from asaql.functions.registry import KernelContext, scalar
+from asaql.types import asa_type_name, is_variant, variant_array
+
+__all__ = ["json_parse_py", "property_value"]
+
+
+def _unbracket(name: str) -> str:
+    """'[my field]' -> 'my field' (the documented way to quote a property name)."""
+    if len(name) >= 2 and name[0] == "[" and name[-1] == "]" and "[" not in name[1:-1]:
+        return name[1:-1]
+    return name
+
+
+def _field_index(t: pa.StructType, name: str) -> int | None:
+    names = [t.field(i).name for i in range(t.num_fields)]
+    if name in names:
+        return names.index(name)
+    lowered = [n.lower() for n in names]
+    if name.lower() in lowered:  # field references resolve case-insensitively
+        return lowered.index(name.lower())
+    return None
+
+
+def _get_py(record: Any, name: str) -> Any:
+    if not isinstance(record, dict):
+        return None
+    name = _unbracket(name)
+    if name in record:
+        return record[name]
+    for k, v in record.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def property_value(rec: pa.Array, name: Any, n: int) -> pa.Array:
+    """The property ``name`` (constant or per-row) of each record in ``rec``."""
+    t = rec.type
+    if pa.types.is_null(t):
+        return pa.nulls(n)
+    if is_variant(t):
+        return map_values(_get_py, rec, as_array(name, n), length=n)
+    if not pa.types.is_struct(t):
+        raise arg_type_error("getrecordpropertyvalue", 1, asa_type_name(t), ("record",))
+    if isinstance(name, pa.Scalar):
+        key = const_value(name)
+        if key is None:
+            return pa.nulls(n)
+        idx = _field_index(t, _unbracket(str(key)))
+        if idx is None:
+            return pa.nulls(n)
+        return pc.struct_field(rec, [idx])
+    names = as_array(name, n)
+    if not is_string(names.type):
+        if pa.types.is_null(names.type):
+            return pa.nulls(n)
+        raise arg_type_error("getrecordpropertyvalue", 2, asa_type_name(names.type), ("nvarchar(max)",))
+    fields = [pc.struct_field(rec, [i]) for i in range(t.num_fields)]
+    types = {f.type for f in fields}
+    if len(types) == 1:
+        # one type: choose the field per row with vectorized masks
+        out = pa.nulls(n, fields[0].type)
+        unb = pc.replace_substring_regex(names, r"^\[([^\[]*)\]$", r"\1")
+        low = pc.utf8_lower(unb)
+        for i, f in enumerate(fields):
+            fname = t.field(i).name
+            hit = pc.or_(pc.equal(unb, fname), pc.equal(low, fname.lower())).fill_null(False)
+            out = pc.if_else(hit, f, out)
+        return out
+    # fields of different types: the result is a Variant column (slow path)
+    return map_values(_get_py, rec, names, length=n)
+
+
+@scalar("GetRecordPropertyValue", args=(2, 2))
+def getrecordpropertyvalue(args: list[Any], ctx: KernelContext) -> pa.Array:
+    """GetRecordPropertyValue(record, name): the value of the property called ``name``
+    (NULL if absent). ``name`` may be a column."""
+    n = batch_length(args, ctx.length)
+    return property_value(as_array(args[0], n), args[1], n)
+
+
+def json_parse_py(text: str) -> dict[str, Any] | None:
+    """One JSON object text -> dict; anything else (bad JSON, not an object) -> None."""
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@scalar("JSON_PARSE", args=(1, 1), returns="record")
+def json_parse(args: list[Any], ctx: KernelContext) -> pa.Array:
+    """JSON_PARSE(s): the record held by the JSON object text s; NULL on bad input.
+    Per-value slow path (json.loads); the result is a struct column, or a Variant when the
+    objects' shapes cannot share one struct type."""
+    n = batch_length(args, ctx.length)
+    s = as_array(args[0], n)
+    if pa.types.is_null(s.type):
+        return pa.nulls(n, pa.struct([]))
+    if not (is_string(s.type) or is_variant(s.type)):
+        raise arg_type_error("json_parse", 1, asa_type_name(s.type), ("nvarchar(max)",))
+    values = [json_parse_py(v) if isinstance(v, str) else None for v in python_values(s)]
+    if all(v is None for v in values):
+        return pa.nulls(n, pa.struct([]))
+    try:
+        out = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return variant_array(values)
+    if not pa.types.is_struct(out.type) or not out.type.num_fields:
+        return from_python(values)
+    return out
+
+
+_ = ExecutionError
