@@ -36,7 +36,8 @@ class MLScoreOperator:
         from asaql.ml.scorer import Scorer
 
         transport = getattr(self.ctx.options, "ml_transport", None)
-        scorer = Scorer(self.node.spec, transport=transport, on_error=self.node.on_error)
+        on_error = "null" if self.node.on_error == "null" else "raise"
+        scorer = Scorer(self.node.spec, transport=transport, on_error=on_error)
         self.ctx.metrics.endpoints[self.node.function] = scorer.metrics
         pending: deque[Item] = deque()
         try:
