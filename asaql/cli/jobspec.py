@@ -81,7 +81,7 @@ class _TaggedSink:
 def load_job(args: argparse.Namespace, *, for_check: bool = False) -> CliJob:
     target = Path(args.query)
     job_file = _job_file_for(target)
-    options = _options(args, job_file)
+    options = _options(args, job_file, for_check)
     session = Session(options)
     session.report = lambda message: print(message, file=sys.stderr)
     cli = CliJob(session=session, query_text="", query_path=str(target))
@@ -143,7 +143,8 @@ def _placeholder(endpoint: dict[str, Any]) -> dict[str, Any]:
     return {**endpoint, "url": "http://127.0.0.1:1/score"} if url.startswith("local:") else endpoint
 
 
-def _options(args: argparse.Namespace, job: JobFile | None) -> Options:
+def _options(args: argparse.Namespace, job: JobFile | None, for_check: bool = False) -> Options:
+    """Run options; `check --strict` binds leniently so that it can list every extension."""
     settings: dict[str, Any] = dict(job.job) if job else {}
     if getattr(args, "job_config", None):
         try:
@@ -160,7 +161,7 @@ def _options(args: argparse.Namespace, job: JobFile | None) -> Options:
         changes["optimize"] = False
     if getattr(args, "on_data_error", None):
         changes["on_data_error"] = args.on_data_error
-    if getattr(args, "strict", False):
+    if getattr(args, "strict", False) and not for_check:
         changes["strict"] = True
     return opts.with_(**changes) if changes else opts
 

@@ -68,9 +68,27 @@ def _eval(expr: bx.BoundExpr, env: Env) -> Value:
     except AsaqlError as exc:
         if not exc.span.is_known:
             exc.span = expr.span
+            _name_the_event(exc, env)
         raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise ExecutionError(f"cannot evaluate '{expr}': {exc}", span=expr.span) from exc
+
+
+def _name_the_event(exc: AsaqlError, env: Env) -> None:
+    """Add the offending event to a runtime error that knows its row (a failed CAST...)."""
+    row = getattr(exc, "row", None)
+    if row is None or not 0 <= row < env.length:
+        return
+    import json
+
+    values = {
+        name: value
+        for name, value in env.batch.slice(row, 1).to_pylist()[0].items()
+        if name != TS and not name.startswith("__")
+    }
+    text = json.dumps(values, default=str)
+    exc.message += f" (event: {text[:300]}{'...' if len(text) > 300 else ''})"
+    exc.args = (exc.message,)
 
 
 def _lit(expr: bx.Lit, env: Env) -> Value:

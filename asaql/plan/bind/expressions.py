@@ -88,9 +88,10 @@ class ExprBinder:
             raise BindError(f"unsupported expression {type(node).__name__}", span=node.span)
         return method(node)  # type: ignore[no-any-return]
 
-    def extension(self, what: str, span: Span, asa_way: str) -> None:
+    def extension(self, what: str, span: Span, asa_way: str, *, severity: str = "note") -> None:
+        """Record the use of an asaql extension (``check --strict`` lists them all)."""
         self.diagnostics.append(
-            Diagnostic("note", "extension", f"{what} is an asaql extension", span, asa_way)
+            Diagnostic(severity, "extension", f"{what} is an asaql extension", span, asa_way)
         )
 
     # -------------------------------------------------------------- leaves
@@ -204,10 +205,8 @@ class ExprBinder:
             if self.strict:
                 raise BindError("type STRING is not an ASA type", span=span, code="unknown_type",
                                 help="write nvarchar(max)")
-            self.diagnostics.append(
-                Diagnostic("warning", "extension", "type STRING is an asaql spelling", span,
-                           "Azure Stream Analytics writes nvarchar(max)")
-            )
+            self.extension("type STRING", span, "Azure Stream Analytics writes nvarchar(max)",
+                           severity="warning")
         return canonical
 
     # -------------------------------------------------------------- calls

@@ -87,7 +87,8 @@ def _apply(clause: ast.Apply, node: lp.PlanNode, scope: Scope, binder: ExprBinde
     name = clause.call.name.lower()
     if clause.after_where:
         binder.extension("APPLY written after WHERE", clause.span,
-                         "Azure Stream Analytics expects APPLY right after FROM/JOIN, before WHERE")
+                         "Azure Stream Analytics expects APPLY right after FROM/JOIN, before WHERE",
+                         severity="warning")
     if name not in _TABLE_FUNCTIONS or clause.call.namespace:
         raise BindError(
             f"'{clause.call.name}' cannot be used with APPLY",
