@@ -22,7 +22,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from asaql.errors import AsaqlError, AsaqlSyntaxError, Span
+from asaql.errors import AsaqlError, AsaqlSyntaxError, InternalError, Span
 from asaql.sql import ast
 from asaql.sql.grammar import START_EXPRESSION, START_SCRIPT, lark_parser
 from asaql.sql.transformer import AstBuilder, span_of
@@ -53,10 +53,11 @@ def parse(text: str) -> ast.Script:
 def parse_expression(text: str) -> ast.Expr:
     """Parse one expression, such as a WHERE condition.
 
-    >>> parse_expression("a + b * 2")
-    Binary(op='+', left=ColumnRef(parts=('a',)), right=Binary(op='*', left=ColumnRef(parts=('b',)), right=Literal(value=2, kind='integer')))
+    >>> parse_expression("a + b * 2").right
+    Binary(op='*', left=ColumnRef(parts=('b',)), right=Literal(value=2, kind='integer'))
     """
-    expr: ast.Expr = _build(_parse_tree(text, START_EXPRESSION))
+    expr = _build(_parse_tree(text, START_EXPRESSION))
+    assert not isinstance(expr, ast.Script)
     return expr
 
 
@@ -65,8 +66,6 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
         return lark_parser().parse(text, start=start)
     except UnexpectedInput as error:
         raise _syntax_error(error, text, start) from None
-    except RecursionError:
-        raise _too_deep() from None
     except LarkError as error:
         raise AsaqlSyntaxError(f"invalid query: {error}", span=_start_of(text)) from None
 
@@ -77,16 +76,9 @@ def _build(tree: Tree[Token]) -> ast.Script | ast.Expr:
     except VisitError as error:
         if isinstance(error.orig_exc, AsaqlError):
             raise error.orig_exc from None
-        if isinstance(error.orig_exc, RecursionError):
-            raise _too_deep() from None
-        raise
-    except RecursionError:
-        raise _too_deep() from None
+        msg = f"building the AST failed at rule {error.rule!r}: {error.orig_exc}"
+        raise InternalError(msg) from error.orig_exc
     return result
-
-
-def _too_deep() -> AsaqlSyntaxError:
-    return AsaqlSyntaxError("the query is nested too deeply", span=Span(0, 0, 1, 1, 1, 1))
 
 
 def _start_of(text: str) -> Span:
@@ -95,6 +87,9 @@ def _start_of(text: str) -> Span:
 
 # ---------------------------------------------------------------- error messages
 
+_TIMESTAMP_BY_PLACE = (
+    "TIMESTAMP BY must directly follow the input name in FROM or JOIN (before ON, WHERE, GROUP BY)"
+)
 # Known mistakes: label -> example texts that fail in the same parser state, on the same token
 # type, as the mistake does.
 _KNOWN_MISTAKES: dict[str, tuple[str, ...]] = {
@@ -112,14 +107,17 @@ _KNOWN_MISTAKES: dict[str, tuple[str, ...]] = {
         "SELECT a FROM t GROUP BY a,",
         "SELECT a FROM t GROUP BY a, b,",
     ),
-    "TIMESTAMP BY must directly follow the input name in FROM or JOIN (before ON, WHERE, GROUP BY)": (
+    _TIMESTAMP_BY_PLACE: (
         "SELECT a FROM t WHERE x = 1 TIMESTAMP BY ts",
         "SELECT a FROM t WHERE x TIMESTAMP BY ts",
         "SELECT a FROM t GROUP BY x TIMESTAMP BY ts",
         "SELECT a FROM t JOIN u ON x = y TIMESTAMP BY ts",
         "SELECT a FROM t JOIN u ON x TIMESTAMP BY ts",
     ),
-    "a JOIN needs an ON condition": ("SELECT a FROM t JOIN u WHERE x = 1", "SELECT a FROM t JOIN u"),
+    "a JOIN needs an ON condition": (
+        "SELECT a FROM t JOIN u WHERE x = 1",
+        "SELECT a FROM t JOIN u",
+    ),
 }
 
 _UNTERMINATED = {
@@ -159,15 +157,52 @@ _WORDS = {
 
 # Terminals that can start an expression: when most of them are expected, say "an expression".
 _EXPRESSION_START = frozenset(
-    {"INT", "FLOAT", "STRING", "DQSTRING", "NULL", "NAME", "QUOTED_NAME", "LPAR", "MINUS",
-     "PLUS", "TILDE", "NOT", "CASE", "CAST", "TRY_CAST", "LEFT"}
+    {
+        "INT",
+        "FLOAT",
+        "STRING",
+        "DQSTRING",
+        "NULL",
+        "NAME",
+        "QUOTED_NAME",
+        "LPAR",
+        "MINUS",
+        "PLUS",
+        "TILDE",
+        "NOT",
+        "CASE",
+        "CAST",
+        "TRY_CAST",
+        "LEFT",
+    }
 )
 # Terminals that continue an expression already written; listed only when nothing else fits.
 _CONTINUATIONS = frozenset(
-    {"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "AMP", "PIPE", "CARET", "EQUAL", "COMP_OP",
-     "AND", "OR", "NOT", "LIKE", "BETWEEN", "IN", "IS", "DOT", "_OVER_CALL"}
+    {
+        "PLUS",
+        "MINUS",
+        "STAR",
+        "SLASH",
+        "PERCENT",
+        "AMP",
+        "PIPE",
+        "CARET",
+        "EQUAL",
+        "COMP_OP",
+        "AND",
+        "OR",
+        "NOT",
+        "LIKE",
+        "BETWEEN",
+        "IN",
+        "IS",
+        "DOT",
+        "_OVER_CALL",
+    }
 )
 _MAX_LISTED = 6
+# How many expression-starting terminals must be expected before we say "an expression".
+_EXPRESSION_EVIDENCE = 4
 
 
 def _syntax_error(error: UnexpectedInput, text: str, start: str) -> AsaqlSyntaxError:
@@ -190,9 +225,9 @@ def _unterminated(text: str, error: UnexpectedInput) -> AsaqlSyntaxError | None:
         token = error.token
         if token.type in ("$END", "STRING", "DQSTRING", "QUOTED_NAME"):
             return None
-        position, line, column = token.start_pos, token.line, token.column
+        position, line, column = token.start_pos or 0, token.line or 1, token.column or 1
     else:
-        position, line, column = error.pos_in_stream, error.line, error.column
+        position, line, column = _character_position(error)
     opener = "/*" if text.startswith("/*", position) else text[position : position + 1]
     message = _UNTERMINATED.get(opener)
     if message is None:
@@ -214,9 +249,14 @@ def _unexpected_token(error: UnexpectedToken, start: str) -> AsaqlSyntaxError:
 
 
 def _unexpected_character(error: UnexpectedCharacters, text: str) -> AsaqlSyntaxError:
-    position = error.pos_in_stream
-    span = Span(position, position + 1, error.line, error.column, error.line, error.column + 1)
+    position, line, column = _character_position(error)
+    span = Span(position, position + 1, line, column, line, column + 1)
     return AsaqlSyntaxError(f"unexpected character {text[position]!r}", span=span)
+
+
+def _character_position(error: UnexpectedInput) -> tuple[int, int, int]:
+    """Offset, line and column of a lexer error (Lark types them as optional)."""
+    return error.pos_in_stream or 0, error.line or 1, error.column or 1
 
 
 def _describe(token: Token) -> str:
@@ -236,7 +276,7 @@ def _describe(token: Token) -> str:
 def _expected_words(terminals: Iterable[str]) -> str:
     names = set(terminals)
     words: list[str] = []
-    if len(names & _EXPRESSION_START) >= 4:
+    if len(names & _EXPRESSION_START) >= _EXPRESSION_EVIDENCE:
         words.append("an expression")
         names -= _EXPRESSION_START
     if names - _CONTINUATIONS:
@@ -267,11 +307,10 @@ def _word_order(word: str) -> tuple[int, str]:
 def _token_span(token: Token) -> Span:
     if token.type != "$END":
         return span_of(token)
-    if token.end_pos is None:
+    if token.end_pos is None or token.end_line is None or token.end_column is None:
         return Span(0, 0, 1, 1, 1, 1)
-    return Span(
-        token.end_pos, token.end_pos, token.end_line, token.end_column, token.end_line, token.end_column
-    )
+    end, line, column = token.end_pos, token.end_line, token.end_column
+    return Span(end, end, line, column, line, column)
 
 
 def _known_mistake(error: UnexpectedToken, start: str) -> str | None:

@@ -381,10 +381,10 @@ def to_sql(node: ast.Node) -> str:
         Text that parses back to an equal node.
 
     >>> from asaql.sql.parser import parse
-    >>> print(to_sql(parse("select count(*) n from t timestamp by ts group by tumblingwindow(minute, 1)")))
+    >>> print(to_sql(parse("select count(*) n from t timestamp by ts group by k, tumbling(mi, 1)")))
     SELECT count(*) AS n
     FROM t TIMESTAMP BY ts
-    GROUP BY tumblingwindow(minute, 1)
+    GROUP BY k, tumbling(mi, 1)
     """
     printer = _PRINTERS.get(type(node))
     if printer is None:

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 from lark.tree import Meta
 
 from asaql.errors import AsaqlSyntaxError, Span
@@ -24,17 +24,17 @@ from asaql.sql.printer import quote_identifier
 __all__ = ["AstBuilder", "span_of"]
 
 
-def span_of(meta: Meta | Token) -> Span:
-    """The :class:`Span` of a rule's ``meta`` or of a token (``Span.none()`` when empty)."""
-    if isinstance(meta, Meta) and meta.empty:
+def span_of(node: Meta | Token) -> Span:
+    """The :class:`Span` of a rule's ``meta`` or of a token (``Span.none()`` when unknown)."""
+    if (isinstance(node, Meta) and node.empty) or node.line is None:
         return Span.none()
     return Span(
-        meta.start_pos,
-        meta.end_pos,
-        meta.line,
-        meta.column,
-        meta.end_line,
-        meta.end_column,
+        node.start_pos or 0,
+        node.end_pos or 0,
+        node.line,
+        node.column or 0,
+        node.end_line or 0,
+        node.end_column or 0,
     )
 
 
@@ -71,7 +71,7 @@ class _CallArgs:
 
 
 @v_args(meta=True)
-class AstBuilder(Transformer[Token, Any]):
+class AstBuilder(Transformer_NonRecursive[Token, Any]):
     """Lark transformer producing an ``ast.Script`` (or an ``ast.Expr`` for ``standalone_expr``)."""
 
     # ------------------------------------------------------------ terminals
@@ -133,7 +133,9 @@ class AstBuilder(Transformer[Token, Any]):
             span=span_of(meta),
         )
 
-    def select_items(self, meta: Meta, children: list[ast.SelectItem]) -> tuple[ast.SelectItem, ...]:
+    def select_items(
+        self, meta: Meta, children: list[ast.SelectItem]
+    ) -> tuple[ast.SelectItem, ...]:
         return tuple(children)
 
     def star_item(self, meta: Meta, children: list[ast.Star]) -> ast.SelectItem:
@@ -183,14 +185,18 @@ class AstBuilder(Transformer[Token, Any]):
     def timestamp_over(self, meta: Meta, children: list[tuple[Token, ...]]) -> tuple[ast.Expr, ...]:
         return tuple(_column_ref(path) for path in children)
 
-    def source_partition(self, meta: Meta, children: list[Any]) -> tuple[tuple[ast.Expr, ...], int | None]:
+    def source_partition(
+        self, meta: Meta, children: list[Any]
+    ) -> tuple[tuple[ast.Expr, ...], int | None]:
         keys, shards = children
         return keys, int(shards) if shards is not None else None
 
     def partition_by(self, meta: Meta, children: list[ast.Expr]) -> tuple[ast.Expr, ...]:
         return tuple(children)
 
-    def clauses(self, meta: Meta, children: list[ast.Join | ast.Apply]) -> tuple[ast.Join | ast.Apply, ...]:
+    def clauses(
+        self, meta: Meta, children: list[ast.Join | ast.Apply]
+    ) -> tuple[ast.Join | ast.Apply, ...]:
         return tuple(children)
 
     def inner_join(self, meta: Meta, children: list[Any]) -> ast.Join:
@@ -251,7 +257,9 @@ class AstBuilder(Transformer[Token, Any]):
         inner, quantifier = children
         return f"({inner}){quantifier or ''}"
 
-    def defines(self, meta: Meta, children: list[tuple[str, ast.Expr]]) -> tuple[tuple[str, ast.Expr], ...]:
+    def defines(
+        self, meta: Meta, children: list[tuple[str, ast.Expr]]
+    ) -> tuple[tuple[str, ast.Expr], ...]:
         return tuple(children)
 
     def define(self, meta: Meta, children: list[Any]) -> tuple[str, ast.Expr]:
@@ -321,7 +329,7 @@ class AstBuilder(Transformer[Token, Any]):
 
     def function_call(self, meta: Meta, children: list[Any]) -> ast.FunctionCall:
         callee, call_args, over = children
-        namespace, name = _function_name(callee, meta)
+        namespace, name = _function_name(callee)
         call_args = call_args or _CallArgs()
         return ast.FunctionCall(
             name=name,
@@ -375,21 +383,23 @@ def _column_ref(path: Sequence[Token]) -> ast.Expr:
     """A dotted name; ``System.Timestamp`` written without parentheses is the function."""
     span = span_of(path[0]).merge(span_of(path[-1]))
     parts = tuple(str(part) for part in path)
-    if len(parts) == 2 and parts[0].lower() == "system" and parts[1].lower() == "timestamp":
+    if tuple(part.lower() for part in parts) == ("system", "timestamp"):
         return ast.FunctionCall(name=parts[1], namespace=parts[0], span=span)
     return ast.ColumnRef(parts=parts, span=span)
 
 
-def _function_name(callee: tuple[Token, ...] | Token, meta: Meta) -> tuple[str | None, str]:
+def _function_name(callee: tuple[Token, ...] | Token) -> tuple[str | None, str]:
     """Split ``udf.name`` / ``System.Timestamp`` / ``LEFT`` into (namespace, name)."""
     if isinstance(callee, Token):
         return None, str(callee)
     if len(callee) == 1:
         return None, str(callee[0])
-    if len(callee) == 2:
+    if len(callee) == len(("namespace", "name")):
         return str(callee[0]), str(callee[1])
     dotted = ".".join(str(part) for part in callee)
-    msg = f"function name '{dotted}' has more than one prefix; expected name(...) or prefix.name(...)"
+    msg = (
+        f"function name '{dotted}' has more than one prefix; expected name(...) or prefix.name(...)"
+    )
     raise AsaqlSyntaxError(msg, span=span_of(callee[0]).merge(span_of(callee[-1])))
 
 

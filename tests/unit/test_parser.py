@@ -161,7 +161,12 @@ def test_between_and_inside_and() -> None:
 def test_literal_kinds() -> None:
     items = _select("SELECT 7, 2.5, 1e3, 'it''s', \"dq\", NULL FROM t").items
     assert [item.expr for item in items] == [
-        lit(7), lit(2.5), lit(1000.0), lit("it's"), lit("dq"), lit(None)
+        lit(7),
+        lit(2.5),
+        lit(1000.0),
+        lit("it's"),
+        lit("dq"),
+        lit(None),
     ]
 
 
@@ -197,7 +202,9 @@ def test_over_clause_parts() -> None:
 
 
 def test_session_window_over_partition_in_group_by() -> None:
-    select = _select("SELECT COUNT(*) FROM t GROUP BY k, SessionWindow(second, 30, 600) OVER (PARTITION BY k)")
+    select = _select(
+        "SELECT COUNT(*) FROM t GROUP BY k, SessionWindow(second, 30, 600) OVER (PARTITION BY k)"
+    )
     window = select.group_by[1]
     assert isinstance(window, ast.FunctionCall)
     assert window.over == ast.Over(partition_by=(col("k"),))
@@ -221,7 +228,9 @@ def test_special_calls() -> None:
 
 
 def test_brackets_are_stripped_and_escaped() -> None:
-    select = _select("SELECT [user], a.[x y], [a]]b] AS [Double Count] FROM [in put] TIMESTAMP BY [time]")
+    select = _select(
+        "SELECT [user], a.[x y], [a]]b] AS [Double Count] FROM [in put] TIMESTAMP BY [time]"
+    )
     assert [item.expr for item in select.items] == [col("user"), col("a", "x y"), col("a]b")]
     assert select.items[2].alias == "Double Count"
     assert select.source.name == "in put"
@@ -236,8 +245,12 @@ def test_alias_spellings() -> None:
 
 
 def test_source_options_in_both_orders() -> None:
-    first = _select("SELECT a FROM t AS x TIMESTAMP BY ts OVER k PARTITION BY PartitionId INTO 4").source
-    second = _select("SELECT a FROM t x PARTITION BY PartitionId INTO 4 TIMESTAMP BY ts OVER k").source
+    first = _select(
+        "SELECT a FROM t AS x TIMESTAMP BY ts OVER k PARTITION BY PartitionId INTO 4"
+    ).source
+    second = _select(
+        "SELECT a FROM t x PARTITION BY PartitionId INTO 4 TIMESTAMP BY ts OVER k"
+    ).source
     assert first == second
     assert first.alias == "x" and first.partition_into == 4
     assert first.timestamp_by == ast.TimestampBy(expr=col("ts"), over=(col("k"),))
@@ -265,7 +278,9 @@ def test_seed_extension_join_into_schema_and_apply_after_where() -> None:
 
 
 def test_joins_and_applies_before_where() -> None:
-    select = _select("SELECT a FROM t LEFT OUTER JOIN u ON t.k = u.k OUTER APPLY GetArrayElements(t.a) e")
+    select = _select(
+        "SELECT a FROM t LEFT OUTER JOIN u ON t.k = u.k OUTER APPLY GetArrayElements(t.a) e"
+    )
     join, apply = select.clauses
     assert isinstance(join, ast.Join) and join.kind == "left"
     assert isinstance(apply, ast.Apply) and apply.kind == "outer" and not apply.after_where
@@ -286,14 +301,18 @@ def test_match_recognize_pattern_is_normalized() -> None:
 
 
 def test_statements_follow_each_other() -> None:
-    script = parse("CREATE TABLE r (a bigint); WITH s AS (SELECT a FROM r) SELECT a INTO o FROM s SELECT a FROM r")
+    script = parse(
+        "CREATE TABLE r (a bigint); WITH s AS (SELECT a FROM r) SELECT a INTO o FROM s SELECT a FROM r"
+    )
     kinds = [type(statement) for statement in script.statements]
     assert kinds == [ast.CreateTable, ast.WithBlock, ast.Select, ast.Select]
     assert parse("") == ast.Script(statements=())
 
 
 def test_union_keeps_all_flags() -> None:
-    statement = parse("SELECT a FROM t UNION ALL SELECT a FROM u UNION SELECT a FROM v").statements[0]
+    statement = parse("SELECT a FROM t UNION ALL SELECT a FROM u UNION SELECT a FROM v").statements[
+        0
+    ]
     assert isinstance(statement, ast.Union)
     assert statement.all_ == (True, False)
     assert len(statement.queries) == 3
@@ -361,11 +380,32 @@ literals = st.one_of(
     st.text(max_size=8).map(lambda v: ast.Literal(value=v, kind="string")),
     st.just(ast.Literal(value=None, kind="null")),
 )
-column_refs = st.lists(names, min_size=1, max_size=3).filter(
-    lambda parts: [p.lower() for p in parts] != ["system", "timestamp"]
-).map(lambda parts: ast.ColumnRef(parts=tuple(parts)))
-_BINARY_OPS = ["+", "-", "*", "/", "%", "=", "<>", "!=", "<", "<=", ">", ">=", "!<", "!>",
-               "AND", "OR", "&", "|", "^"]
+column_refs = (
+    st.lists(names, min_size=1, max_size=3)
+    .filter(lambda parts: [p.lower() for p in parts] != ["system", "timestamp"])
+    .map(lambda parts: ast.ColumnRef(parts=tuple(parts)))
+)
+_BINARY_OPS = [
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "=",
+    "<>",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "!<",
+    "!>",
+    "AND",
+    "OR",
+    "&",
+    "|",
+    "^",
+]
 _TYPES = ["bigint", "float", "nvarchar(max)", "datetime", "record", "array", "bit", "STRING"]
 
 
