@@ -157,48 +157,13 @@ _WORDS = {
 
 # Terminals that can start an expression: when most of them are expected, say "an expression".
 _EXPRESSION_START = frozenset(
-    {
-        "INT",
-        "FLOAT",
-        "STRING",
-        "DQSTRING",
-        "NULL",
-        "NAME",
-        "QUOTED_NAME",
-        "LPAR",
-        "MINUS",
-        "PLUS",
-        "TILDE",
-        "NOT",
-        "CASE",
-        "CAST",
-        "TRY_CAST",
-        "LEFT",
-    }
+    "INT FLOAT STRING DQSTRING NULL NAME QUOTED_NAME LPAR MINUS PLUS TILDE NOT CASE CAST TRY_CAST"
+    " LEFT".split()
 )
 # Terminals that continue an expression already written; listed only when nothing else fits.
 _CONTINUATIONS = frozenset(
-    {
-        "PLUS",
-        "MINUS",
-        "STAR",
-        "SLASH",
-        "PERCENT",
-        "AMP",
-        "PIPE",
-        "CARET",
-        "EQUAL",
-        "COMP_OP",
-        "AND",
-        "OR",
-        "NOT",
-        "LIKE",
-        "BETWEEN",
-        "IN",
-        "IS",
-        "DOT",
-        "_OVER_CALL",
-    }
+    "PLUS MINUS STAR SLASH PERCENT AMP PIPE CARET EQUAL COMP_OP AND OR NOT LIKE BETWEEN IN IS DOT"
+    " _OVER_CALL".split()
 )
 _MAX_LISTED = 6
 # How many expression-starting terminals must be expected before we say "an expression".
