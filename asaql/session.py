@@ -83,7 +83,8 @@ class Session:
         self._inputs[name.lower()] = _Input(name, "ml", spec=_endpoint(name, spec))
 
     def add_function(self, name: str, spec: Any) -> None:
-        """Register ``udf.<name>``: an EndpointSpec, a function definition file or dict."""
+        """Register ``udf.<name>``: an EndpointSpec, a function definition file or dict, or a
+        Python function scoring a list of rows in-process (one result per row)."""
         self._functions[name.lower()] = _endpoint(name, spec)
 
     @property
@@ -164,6 +165,11 @@ def _endpoint(name: str, spec: Any) -> Any:
 
     if isinstance(spec, EndpointSpec):
         return spec
+    if callable(spec):
+        from asaql.ml.python_udf import udf
+
+        udf(name)(spec)
+        return EndpointSpec(name=name, url=f"python:{name}", protocol="python")
     return load_function_spec(name, spec)
 
 

@@ -5,7 +5,8 @@
 * ```sh blocks: each line starting with ``asaql`` (or ``$ asaql``) is run and must exit 0,
   unless the block is preceded by ``<!-- expect-exit: N -->``. ``pip install`` lines are skipped
   (the test environment is already installed).
-* ```saql blocks must parse and bind (inputs unknown to the page are treated as streams).
+* ```saql blocks must parse and bind (inputs unknown to the page are treated as streams;
+  ``<!-- reference: name, ... -->`` above a block declares reference inputs).
 """
 
 from __future__ import annotations
@@ -23,24 +24,34 @@ import asaql
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
-BLOCK = re.compile(r"(?:<!-- expect-exit: (\d+) -->\s*\n)?```(\w+)\n(.*?)```", re.S)
+BLOCK = re.compile(r"((?:<!-- [\w-]+: [^>]* -->\s*\n)*)```(\w+)\n(.*?)```", re.S)
+DIRECTIVE = re.compile(r"<!-- ([\w-]+): ([^>]*) -->")
 
 
-def _blocks(page: Path) -> list[tuple[str, str, int]]:
-    return [(m.group(2), m.group(3), int(m.group(1) or 0)) for m in BLOCK.finditer(page.read_text())]
+def _blocks(page: Path) -> list[tuple[str, str, dict[str, str]]]:
+    """(language, code, directives) for each fenced block; directives are HTML comments
+    right above it: ``<!-- expect-exit: 1 -->``, ``<!-- reference: devices, rooms -->``."""
+    return [
+        (m.group(2), m.group(3), dict(DIRECTIVE.findall(m.group(1))))
+        for m in BLOCK.finditer(page.read_text())
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_blocks(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for lang, code, expect_exit in _blocks(page):
+    for lang, code, directives in _blocks(page):
+        expect_exit = int(directives.get("expect-exit", 0))
         if lang == "python":
             exec(compile(code, f"{page.name}", "exec"), namespace)  # noqa: S102 - the docs are ours
         elif lang == "sh":
             _run_shell(code, expect_exit, page)
         elif lang == "saql":
-            diagnostics = asaql.Session().check(code)
+            session = asaql.Session()
+            for name in filter(None, (n.strip() for n in directives.get("reference", "").split(","))):
+                session.add_reference(name, [])
+            diagnostics = session.check(code)
             errors = [d for d in diagnostics if d.severity == "error"]
             assert not errors, f"{page.name}: " + "\n".join(d.render(code) for d in errors)
 

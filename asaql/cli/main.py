@@ -103,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: say so without a traceback unless asked
+        import os
+
+        if os.environ.get("ASAQL_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in asaql; "
+              "set ASAQL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -111,9 +119,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     job = None
     try:
         job = load_job(args)
-        compiled = job.session.compile(job.query_text, filename=job.query_path)
-        _print_diagnostics(compiled.diagnostics, job, quiet=args.quiet)
         with job.started():
+            compiled = job.session.compile(job.query_text, filename=job.query_path)
+            _print_diagnostics(compiled.diagnostics, job, quiet=args.quiet)
             result = job.execute(compiled)
     except AsaqlError as exc:
         _print_error(exc, job)
