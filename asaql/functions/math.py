@@ -141,6 +141,8 @@ def round_array(x: pa.Array, length: pa.Array, truncate: pa.Array | None = None)
     res = np.where(keep & (lens_c >= 0), xs, res)
     slow = (near_tie & ~trunc) | (near_int & trunc) | (np.abs(lens) > 300)
     slow &= np.isfinite(xs) & ~(keep & (lens_c >= 0))
+    # huge scaled values lose their fraction in binary; decimal rounding still applies
+    slow |= np.isfinite(xs) & np.isfinite(y) & (ay >= 2.0**52) & (lens_c >= 0)
     valid_np = valid.to_numpy(zero_copy_only=False)
     slow &= valid_np
     if slow.any():  # slow path: exact decimal rounding for near-tie rows only
