@@ -131,12 +131,44 @@ def variant_values(arr: pa.Array) -> list[Any]:
 
 
 def to_python(arr: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """Python values of any asaql column (datetimes as tz-aware UTC datetimes)."""
+    """Python values of any asaql column (datetimes as tz-aware UTC datetimes); Variant
+    values nested in records and arrays are decoded too."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if is_variant(arr.type):
         return variant_values(arr)
+    if not has_variant(arr.type):
+        return arr.to_pylist()
+    if pa.types.is_struct(arr.type):
+        import pyarrow.compute as pc
+
+        names = [arr.type.field(i).name for i in range(arr.type.num_fields)]
+        children = [to_python(pc.struct_field(arr, [i])) for i in range(len(names))]
+        valid = arr.is_valid().to_pylist()
+        return [
+            dict(zip(names, values, strict=True)) if ok else None
+            for ok, values in zip(valid, zip(*children, strict=True) if children else [()] * len(arr), strict=True)
+        ]
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        flat = to_python(arr.flatten())
+        offsets = arr.offsets.to_pylist()
+        valid = arr.is_valid().to_pylist()
+        base = offsets[0]
+        return [
+            flat[offsets[i] - base : offsets[i + 1] - base] if valid[i] else None for i in range(len(arr))
+        ]
     return arr.to_pylist()
+
+
+def has_variant(t: pa.DataType) -> bool:
+    """Whether a Variant column hides anywhere inside ``t``."""
+    if is_variant(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(has_variant(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return has_variant(t.value_type)
+    return False
 
 
 def asa_type_name(t: pa.DataType) -> str:

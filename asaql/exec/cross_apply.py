@@ -38,9 +38,7 @@ class ApplyOperator:
             if not isinstance(item, pa.RecordBatch):
                 yield item
                 continue
-            out = self._apply(item)
-            if out.num_rows:
-                yield out
+            yield self._apply(item)
 
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arg = evaluate(self.node.arg, batch, self.ctx)

@@ -110,7 +110,10 @@ def _col(expr: bx.Col, env: Env) -> Value:
         if idx < 0:
             return pa.nulls(env.length)
         _check_ml_errors(batch, batch.schema.field(idx).name, env)
-        return _path(batch.column(idx), expr.path, env.length)
+        col = batch.column(idx)
+        if expr.path and pa.types.is_struct(col.type) and _struct_index(col.type, expr.path[0]) < 0:
+            return _system_column(expr.path, env)
+        return _path(col, expr.path, env.length)
     for idx, fld in enumerate(batch.schema):
         if fld.name == TS or fld.name.startswith(ML_ERROR_PREFIX):
             continue
@@ -118,6 +121,20 @@ def _col(expr: bx.Col, env: Env) -> Value:
         if _has_field(col, expr.path[0]):
             _check_ml_errors(batch, fld.name, env)
             return _path(col, expr.path, env.length)
+    return _system_column(expr.path, env)
+
+
+def _system_column(path: Sequence[str], env: Env) -> Value:
+    """Input metadata answered by name when the event does not carry it: EventProcessedUtcTime
+    (when the run started) and PartitionId (0 for files). Anything else missing is NULL."""
+    if len(path) == 1:
+        name = path[0].lower()
+        if name == "eventprocessedutctime":
+            start = getattr(env.ctx, "start_time", None)
+            if start is not None:
+                return pa.scalar(start, pa.timestamp("us", tz="UTC"))
+        if name == "partitionid":
+            return pa.scalar(0, pa.int64())
     return pa.nulls(env.length)
 
 

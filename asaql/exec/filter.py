@@ -23,6 +23,4 @@ class FilterOperator:
                 yield item
                 continue
             mask = evaluate_predicate(self.node.predicate, item, self.ctx)
-            out = item.filter(mask)
-            if out.num_rows:
-                yield out
+            yield item.filter(mask)  # empty batches too: readers of a shared input stay in step

@@ -11,6 +11,11 @@ Row layout inside the engine (between Scan and Project)::
 one record-valued column per alias (input, WITH step, APPLY, ML result), plus the event time.
 ``Project`` turns that into the flat columns of a step or an output, still with ``__ts``;
 sinks drop ``__ts``.
+
+Operators yield a batch for every batch they pull, even an empty one: an input read by several
+statements is shared (see ``physical.Builder.scan``), and the runtime pulls each output one
+item at a time, so a statement that filters everything out must not race ahead and make the
+other readers buffer the whole input.
 """
 
 from __future__ import annotations

@@ -43,6 +43,34 @@ class Builder:
     ctx: ExecContext
     open_input: SourceFactory
     shared: dict[str, SharedStep] = field(default_factory=dict)
+    scans: dict[tuple[str, ...], SharedStep] = field(default_factory=dict)
+    scan_columns: dict[tuple[str, ...], list[str] | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """An input read by several statements is read once: scans with the same input and
+        event-time settings share one reader, which parses the union of their columns."""
+        for node in self.plan.nodes():
+            if isinstance(node, lp.Scan):
+                key = _scan_key(node)
+                if key in self.scan_columns and (self.scan_columns[key] is None or node.columns is None):
+                    self.scan_columns[key] = None
+                elif key in self.scan_columns:
+                    merged = self.scan_columns[key] or []
+                    seen = {c.lower() for c in merged}
+                    self.scan_columns[key] = merged + [c for c in node.columns or [] if c.lower() not in seen]
+                else:
+                    self.scan_columns[key] = None if node.columns is None else list(node.columns)
+
+    def scan(self, node: lp.Scan) -> Iterator[Item]:
+        key = _scan_key(node)
+        if key not in self.scans:
+            import copy
+
+            shared_node = copy.copy(node)
+            shared_node.columns = self.scan_columns.get(key, node.columns)
+            shared_node.alias = "__scan"
+            self.scans[key] = SharedStep(iter(ScanOperator(shared_node, self.ctx, self.open_input)))
+        return _realias(self.scans[key].reader(), node.alias)
 
     def build(self, node: lp.PlanNode) -> Iterator[Item]:
         fn = BUILDERS.get(type(node))
@@ -82,10 +110,26 @@ def describe_physical(plan: lp.LogicalPlan) -> str:
     return "\n".join(lines)
 
 
+def _scan_key(node: lp.Scan) -> tuple[str, ...]:
+    return (node.input_name.lower(), str(node.timestamp_by), *map(str, node.timestamp_over),
+            str(node.schema), str(node.reference))
+
+
+def _realias(items: Iterator[Item], alias: str) -> Iterator[Item]:
+    import pyarrow as pa
+
+    for item in items:
+        if isinstance(item, pa.RecordBatch):
+            names = list(item.schema.names)
+            names[0] = alias
+            item = pa.RecordBatch.from_arrays(item.columns, names=names)
+        yield item
+
+
 @builds(lp.Scan, "ScanExec")
 def _scan(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
     assert isinstance(node, lp.Scan)
-    return iter(ScanOperator(node, b.ctx, b.open_input))
+    return b.scan(node)
 
 
 @builds(lp.StepRef, "StepReadExec")

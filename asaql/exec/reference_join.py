@@ -36,9 +36,7 @@ class ReferenceJoinOperator:
             if not isinstance(item, pa.RecordBatch):
                 yield item
                 continue
-            out = self._join(item)
-            if out.num_rows:
-                yield out
+            yield self._join(item)
 
     def _load(self) -> None:
         batches = list(batch_items(iter(self.right)))

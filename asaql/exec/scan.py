@@ -1,8 +1,8 @@
 """Scan: read an input, type it, stamp every event with its event time.
 
-Per batch: CREATE TABLE typing (rows that do not convert are data errors, dropped), system
-columns (EventProcessedUtcTime, PartitionId; EventEnqueuedUtcTime typed as datetime when the
-data carries it), TIMESTAMP BY (rows whose time cannot be read are data errors, dropped), then
+Per batch: CREATE TABLE typing (rows that do not convert are data errors, dropped),
+EventEnqueuedUtcTime typed as datetime when the data carries it (EventProcessedUtcTime and
+PartitionId are virtual: the evaluator answers them by name, so ``SELECT *`` stays the payload), TIMESTAMP BY (rows whose time cannot be read are data errors, dropped), then
 the row becomes one record column named by the alias plus ``__ts``.
 """
 
@@ -95,6 +95,7 @@ class ScanOperator:
         return out if pc.all(keep).as_py() else out.filter(keep)
 
     def _system_columns(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        """Type EventEnqueuedUtcTime (the arrival time) as a datetime when the data has it."""
         names = raw.schema.names
         arrays = list(raw.columns)
         lowered = {n.lower(): i for i, n in enumerate(names)}
@@ -104,13 +105,6 @@ class ScanOperator:
             idx = lowered[ENQUEUED.lower()]
             if not pa.types.is_timestamp(arrays[idx].type):
                 arrays[idx] = cast(arrays[idx], "datetime", try_=True)
-        n = raw.num_rows
-        if PROCESSED.lower() not in lowered:
-            arrays.append(pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), n))
-            names = names + [PROCESSED]
-        if PARTITION.lower() not in lowered:
-            arrays.append(pa.repeat(pa.scalar(0, pa.int64()), n))
-            names = names + [PARTITION]
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
     def _timestamps(self, row: pa.RecordBatch, raw: pa.RecordBatch) -> pa.Array:

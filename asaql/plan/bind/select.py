@@ -80,7 +80,7 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     if select.where is not None:
         predicate = binder.bind(select.where)
         node = _place_udfs(node, udfs.take())
-        node = lp.Filter(child=node, predicate=predicate, span=select.where.span)
+        node = _filter_before_scoring(lp.Filter(child=node, predicate=predicate, span=select.where.span))
     node, item_binder = group.bind_group(select, node, scope, ctx, binder)
     items = [_item(item, item_binder, i) for i, item in enumerate(select.items)]
     node = _place_udfs(node, udfs.take())
@@ -104,6 +104,19 @@ def _derived_name(expr: ast.Expr, position: int) -> str:
     if isinstance(expr, ast.FunctionCall) and expr.namespace is None:
         return expr.name
     return f"Column{position + 1}"
+
+
+def _filter_before_scoring(node: lp.Filter) -> lp.PlanNode:
+    """WHERE conditions that do not read a model's answer run before the model is called
+    (ASA's advice for ML functions, made a rule for the seed JOIN form), so an event the
+    query filters out is never sent to the endpoint. This is semantics, not optimization:
+    the plan is the same with the optimizer off."""
+    from asaql.plan.optimizer.push_filters import push_filter
+
+    below: lp.PlanNode | None = node.child
+    while below is not None and not isinstance(below, lp.MLScore):
+        below = below.inputs[0] if isinstance(below, lp.Filter | lp.Apply) else None
+    return push_filter(node) if below is not None else node
 
 
 def _place_udfs(node: lp.PlanNode, scores: list[lp.MLScore]) -> lp.PlanNode:

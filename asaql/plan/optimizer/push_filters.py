@@ -11,7 +11,7 @@ from asaql.plan import expr as bx
 from asaql.plan import logical as lp
 from asaql.plan.bind.expressions import conjuncts
 
-__all__ = ["push_filters"]
+__all__ = ["push_filter", "push_filters"]
 
 
 def push_filters(plan: lp.LogicalPlan) -> lp.LogicalPlan:
@@ -26,10 +26,11 @@ def _rewrite(node: lp.PlanNode) -> lp.PlanNode:
     node.replace_inputs([_rewrite(c) for c in node.inputs])
     if not isinstance(node, lp.Filter):
         return node
-    return _push(node)
+    return push_filter(node)
 
 
-def _push(node: lp.Filter) -> lp.PlanNode:
+def push_filter(node: lp.Filter) -> lp.PlanNode:
+    """Move the conjuncts of ``node`` as far down as they can go; returns the new subtree."""
     child = node.child
     below = _below(child)
     if below is None:
@@ -42,7 +43,7 @@ def _push(node: lp.Filter) -> lp.PlanNode:
     if not movable:
         return node
     pushed = lp.Filter(child=target, predicate=_and(movable), span=node.span)
-    child.replace_inputs([_push(pushed)] + child.inputs[1:])
+    child.replace_inputs([push_filter(pushed)] + child.inputs[1:])
     if not kept:
         return child
     return lp.Filter(child=child, predicate=_and(kept), span=node.span)
