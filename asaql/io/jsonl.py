@@ -2,10 +2,13 @@
 
 Reading JSON lines (the hot path)
 ---------------------------------
-The file is read in chunks of ``chunk_bytes`` (8 MiB) cut after the last newline, so memory is
+The file is read in chunks of ``chunk_bytes`` (2 MiB) cut after the last newline, so memory is
 bounded whatever the file size. Each chunk goes to pyarrow's C++ JSON reader
-(``pyarrow.json.read_json``, several threads over ``block_bytes`` blocks). No Python runs per
-event unless a chunk needs the fallback:
+(``pyarrow.json.read_json``) as ONE block, and up to ``workers`` chunks are parsed at once on a
+small thread pool (pyarrow releases the GIL); results and data errors come out in file order.
+One block per call is deliberate: pyarrow 26 can crash the process (SIGSEGV) when two blocks of
+one call infer conflicting list/record types, while inside one block it raises a clean error.
+No Python runs per event unless a chunk needs the fallback:
 
 * pyarrow infers ISO-8601-looking strings (``"2024-05-14T12:00:10Z"``, ``"2024-05-14"``) as
   timestamps; ASA keeps them as strings with their original text. When a chunk's inferred schema
@@ -41,10 +44,13 @@ Writing
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -58,8 +64,8 @@ __all__ = ["JsonLinesSink", "JsonSource", "encode_lines"]
 
 ErrorHandler = Callable[[DataError], None]
 
-CHUNK_BYTES = 8 << 20
-BLOCK_BYTES = 1 << 20
+CHUNK_BYTES = 2 << 20
+WORKERS = min(4, os.cpu_count() or 1)
 POLL_SECONDS = 0.1
 _BOM = b"\xef\xbb\xbf"
 _HUGE = 9.2e18  # a double this large in a chunk may be an integer beyond int64: check in Python
@@ -148,6 +154,50 @@ def _has_huge_float(table: pa.Table) -> bool:
     return False
 
 
+def _has_list(t: pa.DataType) -> bool:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_has_list(f.type) for f in t)
+    return False
+
+
+def _has_null_list(t: pa.DataType) -> bool:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pa.types.is_null(t.value_type) or _has_null_list(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_has_null_list(f.type) for f in t)
+    return False
+
+
+def _fix_null_lists(arr: pa.Array) -> pa.Array:
+    """Rebuild ``list<null>`` arrays: pyarrow 26's JSON reader gives them a values child shorter
+    than the offsets say (``[null, null]``), an invalid array that crashes later kernels."""
+    t = arr.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        cls = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
+        offsets = arr.offsets
+        if pa.types.is_null(t.value_type):
+            values = pa.nulls(offsets[-1].as_py() if len(offsets) else 0)
+        else:
+            values = _fix_null_lists(arr.values)
+        return cls.from_arrays(offsets, values, mask=arr.is_null() if arr.null_count else None)
+    if pa.types.is_struct(t):
+        children = [_fix_null_lists(arr.field(i)) if _has_null_list(f.type) else arr.field(i)
+                    for i, f in enumerate(t)]
+        return pa.StructArray.from_arrays(children, fields=list(t),
+                                          mask=arr.is_null() if arr.null_count else None)
+    return arr
+
+
+def _repair(table: pa.Table) -> pa.Table:
+    for i, fld in enumerate(table.schema):
+        if _has_null_list(fld.type):
+            fixed = pa.chunked_array([_fix_null_lists(c) for c in table.column(i).chunks], fld.type)
+            table = table.set_column(i, fld, fixed)
+    return table
+
+
 def _reorder(table: pa.Table, order: dict[str, int]) -> pa.Table:
     names = table.schema.names
     big = len(order)
@@ -171,19 +221,14 @@ class _ChunkParser:
         self.known: dict[str, pa.Field] = {}  # projection: learned types of requested fields
         self.order: dict[str, int] = {}
 
-    def _read(self, chunk: bytes, schema: pa.Schema | None, unexpected: str = "infer",
-              block: int | None = None) -> pa.Table:
-        ro = pj.ReadOptions(use_threads=True, block_size=block or self.src.block_bytes)
+    def _read(self, chunk: bytes, schema: pa.Schema | None, unexpected: str = "infer") -> pa.Table:
+        # the whole chunk as one block (see the module docstring: cross-block inference can crash)
+        ro = pj.ReadOptions(use_threads=False, block_size=len(chunk) + 1)
         po = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected)
-        try:
-            return pj.read_json(pa.BufferReader(chunk), read_options=ro, parse_options=po)
-        except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc) and (block or self.src.block_bytes) < len(chunk):
-                # an event longer than a block: read the chunk as one block
-                return self._read(chunk, schema, unexpected, block=len(chunk) + 1)
-            raise
+        return pj.read_json(pa.BufferReader(chunk), read_options=ro, parse_options=po)
 
-    def parse(self, chunk: bytes, line0: int) -> pa.Table | pa.RecordBatch | None:
+    def parse(self, chunk: bytes, line0: int) -> tuple[pa.Table | pa.RecordBatch | None, list[DataError]]:
+        """Parse one chunk (may run on a worker thread); data errors are returned, not reported."""
         table = None
         if self.started:
             try:
@@ -195,9 +240,32 @@ class _ChunkParser:
                 table = self._infer(chunk)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 table = None
+        if table is not None and any(_has_list(f.type) for f in table.schema):
+            table = self._check_lists(chunk, table)
         if table is None or _has_huge_float(table):
             return self._slow(chunk, line0)
-        return table
+        return table, []
+
+    def _check_lists(self, chunk: bytes, table: pa.Table) -> pa.Table | None:
+        """pyarrow 26's JSON inference drops the leading nulls of an array (``[null, 1]``) and
+        builds an invalid column; reading again with the schema as explicit types is correct."""
+        if any(_has_null_list(f.type) for f in table.schema):
+            table = _repair(table)
+        try:
+            table.validate()
+            return table
+        except pa.ArrowInvalid:
+            pass
+        try:
+            again = self._read(chunk, table.schema, "infer" if self.want is None else "ignore")
+            if self.want is None:
+                again = _reorder(again, {n: i for i, n in enumerate(table.schema.names)})
+            if any(_has_null_list(f.type) for f in again.schema):
+                again = _repair(again)
+            again.validate()
+            return again
+        except pa.ArrowInvalid:
+            return None
 
     # pure inference: learn the types, fix timestamps
     def _infer(self, chunk: bytes) -> pa.Table:
@@ -211,9 +279,11 @@ class _ChunkParser:
         if self.want is None:
             self.fixed = fixes
             return table
+        known = dict(self.known)  # replaced, never mutated: other threads may be reading it
         for fld in table.schema:
             if fld.name.lower() in self.want:
-                self.known[fld.name] = fld
+                known[fld.name] = fld
+        self.known = known
         return self._project(table)
 
     def _project(self, table: pa.Table) -> pa.Table:
@@ -229,23 +299,26 @@ class _ChunkParser:
                     return None  # new timestamp-looking field: re-infer and fix
                 self.order = {n: i for i, n in enumerate(table.schema.names)}
                 return table
-            table = self._read(chunk, pa.schema(list(self.fixed.values())), "infer")
+            fixed, order = self.fixed, self.order
+            table = self._read(chunk, pa.schema(list(fixed.values())), "infer")
             if any(_has_ts(f.type) for f in table.schema):
                 return None
-            return _reorder(table, self.order)
-        known_lower = {n.lower() for n, f in self.known.items() if not pa.types.is_null(f.type)}
+            return _reorder(table, order)
+        known = self.known
+        known_lower = {n.lower() for n, f in known.items() if not pa.types.is_null(f.type)}
         unknown = [w for w in self.want if w not in known_lower]
         if unknown:
             lowered = chunk.lower()
             if any(b'"' + w.encode() + b'"' in lowered for w in unknown):
                 return None  # a requested field shows up: learn its type
-        fields = [f for f in self.known.values() if not pa.types.is_null(f.type)]
+        fields = [f for f in known.values() if not pa.types.is_null(f.type)]
         table = self._read(chunk, pa.schema(fields), "ignore")
         return table
 
     # the Python fallback
-    def _slow(self, chunk: bytes, line0: int) -> pa.RecordBatch | None:
+    def _slow(self, chunk: bytes, line0: int) -> tuple[pa.RecordBatch | None, list[DataError]]:
         src = self.src
+        errors: list[DataError] = []
         rows: list[dict[str, Any]] = []
         for k, raw in enumerate(chunk.split(b"\n")):
             text = raw.strip()
@@ -257,18 +330,19 @@ class _ChunkParser:
             try:
                 event = loads(text)
             except _BigInt as exc:
-                src.report(f"integer {exc} is out of range for bigint", line)
+                errors.append(src.error(f"integer {exc} is out of range for bigint", line))
                 continue
             except (ValueError, UnicodeDecodeError) as exc:
-                src.report(f"malformed JSON event: {exc}", line)
+                errors.append(src.error(f"malformed JSON event: {exc}", line))
                 continue
             if not isinstance(event, dict):
-                src.report(f"an event must be a JSON object, got {type(event).__name__}", line)
+                errors.append(src.error(
+                    f"an event must be a JSON object, got {type(event).__name__}", line))
                 continue
             rows.append(event)
         if not rows:
-            return None
-        return rows_to_batch(rows, self.want)
+            return None, errors
+        return rows_to_batch(rows, self.want), errors
 
 
 # --------------------------------------------------------------------------- the source
@@ -286,7 +360,7 @@ class JsonSource:
         batch_rows: int = 65536,
         follow: bool = False,
         chunk_bytes: int = CHUNK_BYTES,
-        block_bytes: int = BLOCK_BYTES,
+        workers: int = WORKERS,
         poll_seconds: float = POLL_SECONDS,
         stream: BinaryIO | None = None,
     ) -> None:
@@ -296,16 +370,19 @@ class JsonSource:
         self.batch_rows = max(1, batch_rows)
         self.follow = follow
         self.chunk_bytes = max(1, chunk_bytes)
-        self.block_bytes = max(64, block_bytes)
+        self.workers = max(1, workers)
         self.poll_seconds = poll_seconds
         self._stream = stream
         self._owned: Any = None
         self._closed = threading.Event()
 
     # errors
+    def error(self, message: str, line: int | None) -> DataError:
+        return DataError(message, input_name=self.name, path=self._shown_path(), line=line,
+                         code="InvalidData")
+
     def report(self, message: str, line: int | None) -> None:
-        self.on_error(DataError(message, input_name=self.name, path=self._shown_path(), line=line,
-                                code="InvalidData"))
+        self.on_error(self.error(message, line))
 
     def _shown_path(self) -> str:
         return "<stdin>" if self.path == "-" else self.path
@@ -388,8 +465,32 @@ class JsonSource:
             yield from self._array_batches(head, chunks, columns)
             return
         parser = _ChunkParser(self, columns)
-        for chunk, line0 in _prepend(head, chunks):
-            yield from self._emit(parser.parse(chunk, line0))
+        chunks = _prepend(head, chunks)
+        if self.workers == 1 or self.follow:
+            for chunk, line0 in chunks:
+                yield from self._deliver(parser.parse(chunk, line0))
+            return
+        # the first chunk alone (it teaches the parser the schema), then a bounded pipeline
+        first_chunk, first_line = next(chunks)
+        yield from self._deliver(parser.parse(first_chunk, first_line))
+        pending: deque[Future[Any]] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"asaql-json-{self.name}") as pool:
+            try:
+                for chunk, line0 in chunks:
+                    pending.append(pool.submit(parser.parse, chunk, line0))
+                    if len(pending) > self.workers:
+                        yield from self._deliver(pending.popleft().result())
+                while pending:
+                    yield from self._deliver(pending.popleft().result())
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+    def _deliver(self, parsed: tuple[Any, list[DataError]]) -> Iterator[pa.RecordBatch]:
+        data, errors = parsed
+        for err in errors:
+            self.on_error(err)
+        yield from self._emit(data)
 
     def _emit(self, data: pa.Table | pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
         if data is None or data.num_rows == 0:
