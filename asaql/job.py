@@ -38,9 +38,63 @@ from typing import Any
 
 from asaql.errors import ConfigError
 
-__all__ = ["InputDecl", "JobFile", "load_job_file", "local_model_servers"]
+__all__ = ["InputDecl", "JobFile", "load_job_file", "local_model_servers", "validate_job_settings"]
 
 LOCAL_PREFIX = "local:"
+
+#: ASA JobConfig.json settings the engine reads (``[job]`` of a job file, JobConfig.json of a
+#: project); others (storage accounts, SKU, identity, tags) are Azure-only and kept as given.
+JOB_CONFIG_FIELDS = (
+    "DataLocale",
+    "OutputErrorPolicy",
+    "EventsLateArrivalMaxDelayInSeconds",
+    "EventsOutOfOrderMaxDelayInSeconds",
+    "EventsOutOfOrderPolicy",
+    "CompatibilityLevel",
+    "StreamingUnits",
+)
+_POLICIES = {
+    "EventsOutOfOrderPolicy": ("Adjust", "Drop"),
+    "OutputErrorPolicy": ("Stop", "Drop", "Retry"),  # "Retry" occurs in real JobConfig.json files
+    "on_data_error": ("skip", "stop"),
+}
+_COMPATIBILITY_LEVELS = ("1.0", "1.1", "1.2")
+_MAX_DELAY = 1814399  # seconds (20 days 23:59:59): ASA's bound for both delays
+
+
+def validate_job_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check and normalize the ASA job settings in ``settings`` (names matched
+    case-insensitively, written back with ASA's spelling); other keys are kept as they are.
+    Errors name ``where`` and the field."""
+    out: dict[str, Any] = {}
+    canonical = {name.lower(): name for name in (*JOB_CONFIG_FIELDS, "on_data_error")}
+    for key, value in settings.items():
+        name = canonical.get(key.lower(), key)
+        if value is None or name not in canonical.values():
+            out[key] = value
+            continue
+        if name in _POLICIES:
+            match = [p for p in _POLICIES[name] if p.lower() == str(value).lower()]
+            if not match:
+                raise ConfigError(f"{where}: {name} must be one of {', '.join(_POLICIES[name])}, got {value!r}")
+            value = match[0]
+        elif name in ("EventsLateArrivalMaxDelayInSeconds", "EventsOutOfOrderMaxDelayInSeconds"):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ConfigError(f"{where}: {name} must be a number of seconds, got {value!r}")
+            try:
+                value = int(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {name} must be a number of seconds, got {value!r}") from exc
+            low = -1 if name.startswith("EventsLate") else 0
+            if not low <= value <= _MAX_DELAY:
+                raise ConfigError(f"{where}: {name} must be between {low} and {_MAX_DELAY}, got {value}")
+        elif name == "CompatibilityLevel":
+            value = str(value)
+            if value not in _COMPATIBILITY_LEVELS:
+                raise ConfigError(f"{where}: CompatibilityLevel must be one of "
+                                  f"{', '.join(_COMPATIBILITY_LEVELS)}, got {value!r}")
+        out[name] = value
+    return out
 
 
 @dataclass
@@ -89,7 +143,10 @@ def load_job_file(path: str | Path) -> JobFile:
             job.output_formats[name] = spec["format"]
     for name, spec in (raw.get("functions") or {}).items():
         job.functions[name] = _function(name, spec, base, path)
-    job.job = dict(raw.get("job") or {})
+    settings = raw.get("job") or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: [job] must be a table of settings")
+    job.job = validate_job_settings(dict(settings), f"{path}: [job]")
     return job
 
 

@@ -450,3 +450,22 @@ def test_cli_test_cannot_run_exits_2(project_copy, tmp_path: Path) -> None:
     assert res.returncode == 2 and "error" in res.stderr
     res = _cli("test", str(tmp_path / "nowhere"))
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+# --------------------------------------------------------------------------- job files ([job])
+
+
+def test_job_file_job_table_uses_the_same_validation(tmp_path: Path) -> None:
+    from asaql.job import load_job_file
+
+    path = tmp_path / "job.toml"
+    path.write_text('query_text = "SELECT * FROM a"\n[job]\neventsoutoforderpolicy = "drop"\n'
+                    'EventsOutOfOrderMaxDelayInSeconds = 5\non_data_error = "Stop"\nmy_note = "kept"\n')
+    assert load_job_file(path).job == {"EventsOutOfOrderPolicy": "Drop", "EventsOutOfOrderMaxDelayInSeconds": 5,
+                                       "on_data_error": "stop", "my_note": "kept"}
+    path.write_text('query_text = "SELECT * FROM a"\n[job]\nEventsLateArrivalMaxDelayInSeconds = -2\n')
+    with pytest.raises(ConfigError, match=r"\[job\]: EventsLateArrivalMaxDelayInSeconds must be between -1"):
+        load_job_file(path)
+    path.write_text('query_text = "SELECT * FROM a"\n[job]\non_data_error = "ignore"\n')
+    with pytest.raises(ConfigError, match="on_data_error must be one of skip, stop"):
+        load_job_file(path)

@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from asaql.errors import AsaqlError, ConfigError
-from asaql.job import InputDecl, JobFile
+from asaql.job import JOB_CONFIG_FIELDS, InputDecl, JobFile, validate_job_settings
 
 __all__ = [
     "AsaProject",
@@ -57,24 +57,6 @@ __all__ = [
 
 MANIFEST = "asaproj.json"
 LOCAL_RUN_OUTPUTS = "LocalRunOutputs"
-
-#: JobConfig.json fields handed to the engine as ``Options.job_config`` (others are Azure-only:
-#: storage accounts, SKU, identity, tags, ...).
-JOB_CONFIG_FIELDS = (
-    "DataLocale",
-    "OutputErrorPolicy",
-    "EventsLateArrivalMaxDelayInSeconds",
-    "EventsOutOfOrderMaxDelayInSeconds",
-    "EventsOutOfOrderPolicy",
-    "CompatibilityLevel",
-    "StreamingUnits",
-)
-_POLICIES = {
-    "EventsOutOfOrderPolicy": ("Adjust", "Drop"),
-    "OutputErrorPolicy": ("Stop", "Drop", "Retry"),  # "Retry" occurs in real files
-}
-_COMPATIBILITY_LEVELS = ("1.0", "1.1", "1.2")
-_MAX_DELAY = 1814399  # seconds: 20 days 23:59:59, ASA's upper bound for both delays
 
 _FORMATS = {"json": "json", "csv": "csv", "parquet": "parquet", "avro": "avro"}
 _ML_FUNCTION_TYPES = ("mlfunction", "mlservicefunction", "azuremlfunction", "azuremlservicefunction")
@@ -244,30 +226,9 @@ def load_job_config(path: str | Path) -> dict[str, Any]:
     raw = _read_json(path, "job config")
     if not isinstance(raw, dict):
         raise ConfigError(f"job config {path} must be a JSON object")
-    settings: dict[str, Any] = {}
-    for name in JOB_CONFIG_FIELDS:
-        value = _get(raw, name)
-        if value is None:
-            continue
-        if name in _POLICIES:
-            match = [p for p in _POLICIES[name] if p.lower() == str(value).lower()]
-            if not match:
-                raise ConfigError(f"{path}: {name} must be one of {', '.join(_POLICIES[name])}, got {value!r}")
-            value = match[0]
-        elif name in ("EventsLateArrivalMaxDelayInSeconds", "EventsOutOfOrderMaxDelayInSeconds"):
-            try:
-                value = int(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{path}: {name} must be a number of seconds, got {value!r}") from exc
-            low = -1 if name.startswith("EventsLate") else 0
-            if not low <= value <= _MAX_DELAY:
-                raise ConfigError(f"{path}: {name} must be between {low} and {_MAX_DELAY}, got {value}")
-        elif name == "CompatibilityLevel":
-            value = str(value)
-            if value not in _COMPATIBILITY_LEVELS:
-                raise ConfigError(f"{path}: CompatibilityLevel must be one of {', '.join(_COMPATIBILITY_LEVELS)}, got {value!r}")
-        settings[name] = value
-    return settings
+    wanted = {name.lower() for name in JOB_CONFIG_FIELDS}
+    settings = {k: v for k, v in raw.items() if k.lower() in wanted and v is not None}
+    return validate_job_settings(settings, str(path))
 
 
 # --------------------------------------------------------------------------- the project
