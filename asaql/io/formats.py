@@ -235,8 +235,10 @@ def _float_text(arr: pa.Array) -> pa.Array:
     # integral values print as '7' (or '1e+20'): ASA writes a float as '7.0'
     integral = pc.and_(pc.equal(pc.floor(arr), arr), finite)
     if pc.any(integral).as_py():
-        integral = pc.and_(integral, pc.invert(pc.match_substring(text, "e")))
-        text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+        # only the integral values' text is touched ('7' -> '7.0'; '1e+20' stays)
+        sub = text.filter(integral)
+        sub = pc.if_else(pc.match_substring(sub, "e"), sub, pc.binary_join_element_wise(sub, ".0", ""))
+        text = pc.replace_with_mask(text, integral, sub)
     if not pc.all(finite).as_py():
         text = pc.if_else(finite, text, pa.scalar(None, pa.string()))
     return text

@@ -19,8 +19,10 @@ No Python runs per event unless a chunk needs the fallback:
   (types learned from the first chunk, matched case-insensitively) and
   ``unexpected_field_behavior='ignore'``: pyarrow skips the rest of each event. A requested field
   not seen yet is declared ``null``; when a chunk mentions its name, the chunk is re-inferred.
-  Limitation: in this mode a *nested* key first appearing after the first chunk is not seen
-  (pyarrow's 'ignore' applies at every level).
+  pyarrow's 'ignore' applies at every level, so it would also drop a record's keys first seen
+  in a later chunk: when a requested field is a record (or an array of records) every field is
+  parsed and the requested ones selected. Limitation: a second spelling (other letter case) of
+  a requested field whose first spelling is already known is not seen in this mode.
 * A chunk pyarrow cannot read (a field whose type changes between events, malformed JSON, an
   integer beyond int64 — pyarrow would silently read it as a double) is read again in Python:
   ``json.loads`` per line, each bad line reported to ``on_error`` as
@@ -154,6 +156,14 @@ def _has_huge_float(table: pa.Table) -> bool:
     return False
 
 
+def _has_struct(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_struct(t.value_type)
+    return False
+
+
 def _has_list(t: pa.DataType) -> bool:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return True
@@ -195,6 +205,14 @@ def _repair(table: pa.Table) -> pa.Table:
         if _has_null_list(fld.type):
             fixed = pa.chunked_array([_fix_null_lists(c) for c in table.column(i).chunks], fld.type)
             table = table.set_column(i, fld, fixed)
+    return table
+
+
+def _valid(table: pa.Table) -> pa.Table:
+    """The table with its ``list<null>`` columns rebuilt, checked (raises ArrowInvalid)."""
+    if any(_has_null_list(f.type) for f in table.schema):
+        table = _repair(table)
+    table.validate()
     return table
 
 
@@ -249,21 +267,15 @@ class _ChunkParser:
     def _check_lists(self, chunk: bytes, table: pa.Table) -> pa.Table | None:
         """pyarrow 26's JSON inference drops the leading nulls of an array (``[null, 1]``) and
         builds an invalid column; reading again with the schema as explicit types is correct."""
-        if any(_has_null_list(f.type) for f in table.schema):
-            table = _repair(table)
         try:
-            table.validate()
-            return table
+            return _valid(table)
         except pa.ArrowInvalid:
             pass
         try:
             again = self._read(chunk, table.schema, "infer" if self.want is None else "ignore")
             if self.want is None:
                 again = _reorder(again, {n: i for i, n in enumerate(table.schema.names)})
-            if any(_has_null_list(f.type) for f in again.schema):
-                again = _repair(again)
-            again.validate()
-            return again
+            return _valid(again)
         except pa.ArrowInvalid:
             return None
 
@@ -276,8 +288,8 @@ class _ChunkParser:
             table = self._read(chunk, pa.schema(list(fixes.values())), "infer")
             table = _reorder(table, self.order)
         self.started = True
+        self.fixed = fixes
         if self.want is None:
-            self.fixed = fixes
             return table
         known = dict(self.known)  # replaced, never mutated: other threads may be reading it
         for fld in table.schema:
@@ -293,18 +305,20 @@ class _ChunkParser:
 
     def _fast(self, chunk: bytes) -> pa.Table | None:
         if self.want is None:
-            if not self.fixed:
-                table = self._read(chunk, None)
-                if any(_has_ts(f.type) for f in table.schema):
-                    return None  # new timestamp-looking field: re-infer and fix
-                self.order = {n: i for i, n in enumerate(table.schema.names)}
-                return table
-            fixed, order = self.fixed, self.order
-            table = self._read(chunk, pa.schema(list(fixed.values())), "infer")
-            if any(_has_ts(f.type) for f in table.schema):
-                return None
-            return _reorder(table, order)
+            return self._fast_all(chunk)
         known = self.known
+        if any(_has_struct(f.type) for f in known.values()):
+            # a requested record: 'ignore' would also drop its keys first seen from now on, so
+            # parse every field and select (correct, slower)
+            table = self._fast_all(chunk)
+            if table is None:
+                return None
+            learned = dict(known)
+            for fld in table.schema:
+                if fld.name.lower() in self.want:  # type: ignore[operator]
+                    learned[fld.name] = fld
+            self.known = learned
+            return self._project(table)
         known_lower = {n.lower() for n, f in known.items() if not pa.types.is_null(f.type)}
         unknown = [w for w in self.want if w not in known_lower]
         if unknown:
@@ -312,8 +326,21 @@ class _ChunkParser:
             if any(b'"' + w.encode() + b'"' in lowered for w in unknown):
                 return None  # a requested field shows up: learn its type
         fields = [f for f in known.values() if not pa.types.is_null(f.type)]
-        table = self._read(chunk, pa.schema(fields), "ignore")
-        return table
+        return self._read(chunk, pa.schema(fields), "ignore")
+
+    def _fast_all(self, chunk: bytes) -> pa.Table | None:
+        """Every field; the known timestamp-looking fields given as strings."""
+        if not self.fixed:
+            table = self._read(chunk, None)
+            if any(_has_ts(f.type) for f in table.schema):
+                return None  # new timestamp-looking field: re-infer and fix
+            self.order = {n: i for i, n in enumerate(table.schema.names)}
+            return table
+        fixed, order = self.fixed, self.order
+        table = self._read(chunk, pa.schema(list(fixed.values())), "infer")
+        if any(_has_ts(f.type) for f in table.schema):
+            return None
+        return _reorder(table, order)
 
     # the Python fallback
     def _slow(self, chunk: bytes, line0: int) -> tuple[pa.RecordBatch | None, list[DataError]]:
