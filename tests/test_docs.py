@@ -74,3 +74,11 @@ def _run_shell(code: str, expect_exit: int, page: Path) -> None:
             continue  # long-running / interactive; tested in test_cli.py / test_repl.py
         res = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ))
         assert res.returncode == expect_exit, f"{page.name}: `{line}` exited {res.returncode}\n{res.stderr}"
+
+
+def test_site_builds(tmp_path: Path) -> None:
+    """`mkdocs build --strict` succeeds: every page in the nav exists, every link resolves."""
+    pytest.importorskip("mkdocs")
+    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr

@@ -62,4 +62,5 @@ def _needed(scan: lp.Scan, exprs: list[bx.BoundExpr]) -> list[str] | None:
     if scan.schema:
         for col, _ in scan.schema:
             names.setdefault(col.lower(), col)
-    return list(names.values())
+    # a statement that reads no field still needs the events (to count them, to stamp them)
+    return list(names.values()) or _ALL
