@@ -161,13 +161,13 @@ def _explain(repl: Repl, args: list[str], rest: str) -> None:
 @command(".output", "[table|json|csv]", "how results are shown (no argument: the current one)")
 def _output(repl: Repl, args: list[str], rest: str) -> None:
     if not args:
-        repl.say(f"output format: {repl.output_format}")
+        repl.note(f"output format: {repl.output_format}")
         return
     fmt = args[0].lower()
     if fmt not in ("table", "json", "csv"):
         raise UsageError(f"unknown output format {args[0]!r}", help="use table, json or csv")
     repl.output_format = fmt
-    repl.say(f"output format: {fmt}")
+    repl.note(f"output format: {fmt}")
 
 
 @command(".maxrows", "[N]", "rows shown in a table before truncating (no argument: the current one)")
@@ -177,7 +177,7 @@ def _maxrows(repl: Repl, args: list[str], rest: str) -> None:
             repl.max_rows = max(1, int(args[0]))
         except ValueError as exc:
             raise UsageError(f".maxrows: N must be a number, got {args[0]!r}") from exc
-    repl.say(f"max rows: {repl.max_rows}")
+    repl.note(f"max rows: {repl.max_rows}")
 
 
 @command(".save", "FILE", "save the last query and the inputs as an asaql job (run it with asaql run FILE)")
