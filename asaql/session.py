@@ -91,10 +91,13 @@ class Session:
     def inputs(self) -> dict[str, str]:
         return {i.name: i.kind for i in self._inputs.values()}
 
-    def catalog(self, *, open_: bool = False) -> Catalog:
+    def catalog(self, *, open_: bool = False, peek: bool = False) -> Catalog:
+        """The binder's view of the inputs. With ``peek``, the fields of file inputs are read
+        from their first block, so unknown names get a "did you mean" warning."""
         cat = Catalog(open=open_)
         for inp in self._inputs.values():
-            cat.add_input(InputInfo(name=inp.name, kind=inp.kind, fields=_known_fields(inp), spec=inp.spec))
+            fields = _known_fields(inp) or (_peek_fields(inp) if peek else None)
+            cat.add_input(InputInfo(name=inp.name, kind=inp.kind, fields=fields, spec=inp.spec))
         cat.functions = dict(self._functions)
         return cat
 
@@ -110,11 +113,14 @@ class Session:
 
     def check(self, text: str) -> list[Diagnostic]:
         """Every diagnostic for ``text`` without running it (errors included, never raised)."""
+        from asaql.sql.parser import parse
+
         try:
-            job = self.compile(text, open_catalog=True)
+            script = parse(text)
+            bound = bind(script, self.catalog(open_=True, peek=True), strict=self.options.strict)
         except AsaqlError as exc:
             return [exc.diagnostic()]
-        return job.diagnostics
+        return bound.diagnostics
 
     def run(self, text: str, outputs: dict[str, Any] | None = None) -> RunResult:
         return self.compile(text).run(outputs)
@@ -158,6 +164,26 @@ def _known_fields(inp: _Input) -> list[str] | None:
     if isinstance(inp.data, pa.Table | pa.RecordBatch):
         return list(inp.data.schema.names)
     return None
+
+
+def _peek_fields(inp: _Input) -> list[str] | None:
+    """Field names in the first block of a file input (None when it cannot be read)."""
+    if not isinstance(inp.data, str | Path) or str(inp.data) == "-":
+        return None
+    from asaql.io.source import open_source
+
+    try:
+        source = open_source(inp.name, str(inp.data), format=inp.format, on_error=lambda e: None,
+                             batch_rows=1000)
+        try:
+            first = next(iter(source.batches(None)), None)
+        finally:
+            source.close()
+    except (AsaqlError, OSError):
+        return None
+    if first is None or inp.kind == "stream" and first.num_rows < 1:
+        return None
+    return list(first.schema.names) + ["EventEnqueuedUtcTime", "EventProcessedUtcTime", "PartitionId"]
 
 
 def _endpoint(name: str, spec: Any) -> Any:
