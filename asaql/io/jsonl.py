@@ -70,6 +70,7 @@ CHUNK_BYTES = 2 << 20
 WORKERS = min(4, os.cpu_count() or 1)
 POLL_SECONDS = 0.1
 _BOM = b"\xef\xbb\xbf"
+_PARALLEL_ROWS = 4096  # a batch of at least twice this is encoded on several threads
 _HUGE = 9.2e18  # a double this large in a chunk may be an integer beyond int64: check in Python
 
 
@@ -612,17 +613,30 @@ class JsonLinesSink:
             self._f, self._owned = sys.stdout.buffer, False
         else:
             self._f, self._owned = open(path, "wb"), True  # noqa: SIM115
+        self._pool: ThreadPoolExecutor | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        lines = encode_lines(batch)
-        self._f.write(_buffer_of(lines))
-        self.rows += batch.num_rows
+        n = batch.num_rows
+        if WORKERS > 1 and n >= 2 * _PARALLEL_ROWS:
+            # pyarrow kernels release the GIL: encode slices on threads, write them in order
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="asaql-jsonl")
+            step = -(-n // WORKERS)
+            parts = [batch.slice(i, step) for i in range(0, n, step)]
+            for lines in self._pool.map(encode_lines, parts):
+                self._f.write(_buffer_of(lines))
+        else:
+            self._f.write(_buffer_of(encode_lines(batch)))
+        self.rows += n
         if not self._owned:
             self._f.flush()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         if self._f is None:
             return
         try:

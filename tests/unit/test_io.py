@@ -530,3 +530,15 @@ def test_projection_keeps_record_keys_seen_later() -> None:
     rows = rows_of(batches)
     assert all(set(r) == {"rec"} for r in rows)
     assert strip_nulls(rows[-1]) == {"rec": {"x": 1, "y": "s"}}
+
+
+def test_jsonl_writer_large_batch_in_order(tmp_path: Path) -> None:
+    n = 20_000
+    batch = pa.record_batch({"i": list(range(n)), "s": [f"v{i}" for i in range(n)]})
+    path = tmp_path / "big.jsonl"
+    sink = open_sink("o", str(path))
+    sink.write(batch)
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == n and lines[0] == '{"i":0,"s":"v0"}' and lines[-1] == f'{{"i":{n - 1},"s":"v{n - 1}"}}'
+    assert [json.loads(x)["i"] for x in lines] == list(range(n))
