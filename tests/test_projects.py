@@ -469,3 +469,19 @@ def test_job_file_job_table_uses_the_same_validation(tmp_path: Path) -> None:
     path.write_text('query_text = "SELECT * FROM a"\n[job]\non_data_error = "ignore"\n')
     with pytest.raises(ConfigError, match="on_data_error must be one of skip, stop"):
         load_job_file(path)
+
+
+def test_run_project_with_output_dir_and_input_for_a_live_input(tmp_path: Path) -> None:
+    """`asaql run PROJECT --output-dir DIR --input NAME=FILE` feeds a live input that has no mock."""
+    import subprocess
+    import sys
+
+    project = Path(__file__).parent / "projects" / "live_iothub"
+    res = subprocess.run(
+        [sys.executable, "-m", "asaql", "run", str(project), "--output-dir", str(tmp_path / "out"),
+         "--input", f"iothubinput={project / 'sample.jsonl'}", "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    outputs = list((tmp_path / "out").glob("*.json"))
+    assert outputs and all(p.read_text().strip() for p in outputs)

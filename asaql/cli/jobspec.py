@@ -80,7 +80,7 @@ class _TaggedSink:
 
 def load_job(args: argparse.Namespace, *, for_check: bool = False) -> CliJob:
     target = Path(args.query)
-    job_file = _job_file_for(target)
+    job_file = _job_file_for(target, args)
     options = _options(args, job_file, for_check)
     session = Session(options)
     session.report = lambda message: print(message, file=sys.stderr)
@@ -104,14 +104,16 @@ def _read_query(path: Path) -> str:
         raise ConfigError(f"{path} is a folder; give a .asaql file, a job .toml or an asaproj.json") from exc
 
 
-def _job_file_for(target: Path) -> JobFile | None:
-    """A .toml argument is a job file; a .asaql with ``asaql.toml`` beside it uses that job."""
+def _job_file_for(target: Path, args: argparse.Namespace) -> JobFile | None:
+    """A .toml argument is a job file; an ``asaproj.json`` (or its folder) an ASA project; a
+    .asaql with ``asaql.toml`` beside it uses that job."""
     if target.suffix.lower() == ".toml":
         return load_job_file(target)
     if target.name == "asaproj.json" or target.is_dir():
         from asaql.project.loader import project_job  # ASA project support
 
-        return project_job(target)
+        given = [name for name, _ in (getattr(args, "input", []) or []) + (getattr(args, "ref", []) or [])]
+        return project_job(target, output_dir=getattr(args, "output_dir", None), provided=given)
     sibling = target.parent / "asaql.toml"
     if target.suffix.lower() == ".asaql" and sibling.exists():
         return load_job_file(sibling)
