@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asaql.errors import AsaqlError, ConfigError, QueryError
+from asaql.errors import AsaqlError, QueryError
 
 __all__ = ["main"]
 
@@ -54,6 +54,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
     p.add_argument("--verbose", "-v", action="store_true", help="more detail in the summary")
     p.add_argument("--metrics-json", metavar="FILE", help="write the run summary as JSON")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="for an ASA project: where the per-output JSON files go "
+                        "(default LocalRunOutputs/<timestamp>)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,18 +118,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from asaql.cli.jobspec import load_job
+    from asaql.cli.progress import Watch
 
     job = None
+    watch = None
     try:
         job = load_job(args)
         with job.started():
             compiled = job.session.compile(job.query_text, filename=job.query_path)
             _print_diagnostics(compiled.diagnostics, job, quiet=args.quiet)
-            result = job.execute(compiled)
+            # a live progress line on a terminal only (never when stderr is piped, nor --quiet)
+            watch = Watch(compiled, show=not args.quiet and sys.stderr.isatty())
+            with watch:
+                result = job.execute(watch.job)
     except AsaqlError as exc:
         _print_error(exc, job)
+        if watch is not None:
+            _summary(watch.metrics, args, watch=watch, error=exc)
         return 1
-    _summary(result.metrics, args)
+    _summary(result.metrics, args, watch=watch)
     return 0
 
 
@@ -214,23 +224,23 @@ def _print_diagnostics(diagnostics: list[Any], job: Any, *, quiet: bool) -> None
             print(d.render(job.query_text, job.query_path), file=sys.stderr)
 
 
-def _summary(metrics: Any, args: argparse.Namespace) -> None:
-    data = metrics.as_dict()
+def _summary(metrics: Any, args: argparse.Namespace, *, watch: Any = None,
+             error: BaseException | None = None) -> None:
+    """The end-of-run summary on stderr (not with --quiet; more with --verbose) and, with
+    --metrics-json, the same as JSON (shape: asaql/cli/progress.py, docs/cli.md)."""
+    from asaql.cli.progress import summary, summary_lines
+
+    data = summary(metrics, elapsed=watch.elapsed if watch is not None else None, error=error,
+                   ctx=watch.ctx if watch is not None else None)
     if args.metrics_json:
-        Path(args.metrics_json).write_text(json.dumps(data, indent=2, default=str))
-    if args.quiet:
+        try:
+            Path(args.metrics_json).write_text(json.dumps(data, indent=2, default=str) + "\n")
+        except OSError as exc:
+            print(f"error: cannot write {args.metrics_json}: {exc.strerror}", file=sys.stderr)
+    if args.quiet or (error is not None and not args.verbose):
         return
-    ins = ", ".join(f"{k} {v}" for k, v in data["events_in"].items()) or "none"
-    outs = ", ".join(f"{k} {v}" for k, v in data["events_out"].items()) or "none"
-    line = f"asaql: events in: {ins}; out: {outs}"
-    if data["data_errors"]:
-        line += f"; malformed events skipped: {data['data_errors']}"
-    for kind in ("dropped", "adjusted"):
-        if data[kind]:
-            line += f"; {kind}: " + ", ".join(f"{k} {v}" for k, v in data[kind].items())
-    print(line, file=sys.stderr)
-    for name, m in data["endpoints"].items():
-        print(f"asaql: endpoint {name}: {m}", file=sys.stderr)
+    for line in summary_lines(data, verbose=args.verbose):
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":
