@@ -180,3 +180,6 @@ def _retimestamp(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
     from asaql.exec.retimestamp import retimestamp
 
     return retimestamp(node, b.build(node.child), b.ctx)
+
+
+from asaql.exec import window_aggregate as _window_aggregate  # noqa: E402,F401 - registers its builder
