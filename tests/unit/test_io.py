@@ -532,7 +532,10 @@ def test_projection_keeps_record_keys_seen_later() -> None:
     assert strip_nulls(rows[-1]) == {"rec": {"x": 1, "y": "s"}}
 
 
-def test_jsonl_writer_large_batch_in_order(tmp_path: Path) -> None:
+def test_jsonl_writer_large_batch_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asaql.io.jsonl as jsonl_mod
+
+    monkeypatch.setattr(jsonl_mod, "SINK_WORKERS", 3)  # the threaded path, whatever the machine
     n = 20_000
     batch = pa.record_batch({"i": list(range(n)), "s": [f"v{i}" for i in range(n)]})
     path = tmp_path / "big.jsonl"
