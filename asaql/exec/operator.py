@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -41,7 +41,7 @@ class Watermark:
 
     time: dt.datetime
 
-    END: Watermark = None  # type: ignore[assignment]  # set below
+    END: ClassVar[Watermark]  # set below
 
     @property
     def is_end(self) -> bool:

@@ -3,13 +3,17 @@
 Per batch: CREATE TABLE typing (rows that do not convert are data errors, dropped),
 EventEnqueuedUtcTime typed as datetime when the data carries it (EventProcessedUtcTime and
 PartitionId are virtual: the evaluator answers them by name, so ``SELECT *`` stays the payload), TIMESTAMP BY (rows whose time cannot be read are data errors, dropped), then
-the row becomes one record column named by the alias plus ``__ts``.
+the row becomes one record column named by the alias plus ``__ts``. Then the event ordering
+policies of the job configuration (late arrival, out of order, re-sorting within the tolerance;
+:mod:`asaql.time.watermark`) and a watermark after every batch, so a live input produces
+results as time moves on, not only at its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -17,6 +21,7 @@ from asaql.errors import DataError, ExecutionError
 from asaql.exec.evaluate import evaluate
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
 from asaql.plan import logical as lp
+from asaql.time.watermark import ts_to_us
 from asaql.types import DATETIME
 
 __all__ = ["ScanOperator", "to_struct"]
@@ -27,6 +32,14 @@ PARTITION = "PartitionId"
 
 #: name -> function(columns) -> batches; given by the session
 SourceFactory = Callable[[str, list[str] | None], Iterator[pa.RecordBatch]]
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def to_struct(batch: pa.RecordBatch) -> pa.Array:
@@ -41,15 +54,66 @@ class ScanOperator:
         self.node = node
         self.ctx = ctx
         self.open_input = open_input
+        self._key_ids: dict[object, int] = {}
 
     def __iter__(self) -> Iterator[Item]:
-        columns = self._columns()
-        for raw in self.open_input(self.node.input_name, columns):
+        if self.node.reference:
+            yield from self._plain()
+            return
+        from asaql.time.watermark import EventOrderer, OrderingPolicy, us_to_dt
+
+        policy = OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
+        orderer = EventOrderer(policy, keyed=bool(self.node.timestamp_over))
+        metrics, name = self.ctx.metrics, self.node.input_name
+        for raw in self.open_input(name, self._columns()):
+            metrics.add(metrics.events_in, name, raw.num_rows)
+            batch, arrival = self._prepare_with_arrival(raw)
+            if not batch.num_rows:
+                continue
+            released = orderer.push(batch, ts_to_us(batch.column(TS)), arrival, self._keys(batch))
+            if released.dropped:
+                metrics.add(metrics.dropped, name, released.dropped)
+            if released.adjusted:
+                metrics.add(metrics.adjusted, name, released.adjusted)
+            yield from released.batches
+            if released.watermark is not None:
+                yield Watermark(us_to_dt(released.watermark))
+        yield from orderer.flush()
+        yield Watermark.END
+
+    def _plain(self) -> Iterator[Item]:
+        """Reference data: typed and stamped, no ordering policies."""
+        for raw in self.open_input(self.node.input_name, self._columns()):
             self.ctx.metrics.add(self.ctx.metrics.events_in, self.node.input_name, raw.num_rows)
             batch = self._prepare(raw)
             if batch.num_rows:
                 yield batch
         yield Watermark.END
+
+    def _prepare_with_arrival(self, raw: pa.RecordBatch) -> tuple[pa.RecordBatch, np.ndarray | None]:
+        """The stamped batch and, for application time (TIMESTAMP BY), the arrival times."""
+        batch = self._prepare(raw)
+        if self.node.timestamp_by is None or not batch.num_rows:
+            return batch, None
+        row = batch.column(0)
+        if not pa.types.is_struct(row.type) or row.type.get_field_index(ENQUEUED) < 0:
+            return batch, None
+        enq = pc.struct_field(row, ENQUEUED)
+        if not pa.types.is_timestamp(enq.type):
+            return batch, None
+        enq = pc.coalesce(enq.cast(DATETIME), batch.column(TS))
+        return batch, ts_to_us(enq)
+
+    def _keys(self, batch: pa.RecordBatch) -> np.ndarray | None:
+        """``TIMESTAMP BY ... OVER k``: a stable id per distinct key tuple."""
+        if not self.node.timestamp_over:
+            return None
+        values = [evaluate(e, batch, self.ctx).to_pylist() for e in self.node.timestamp_over]
+        ids = np.empty(batch.num_rows, dtype=np.int64)
+        table = self._key_ids
+        for i, key in enumerate(zip(*values, strict=True)):
+            ids[i] = table.setdefault(_hashable(key), len(table))
+        return ids
 
     def _columns(self) -> list[str] | None:
         cols = self.node.columns
@@ -66,7 +130,21 @@ class ScanOperator:
         batch = pa.RecordBatch.from_arrays([row.column(0), ts], names=[self.node.alias, TS])
         if ts.null_count:
             batch = self._drop_bad_timestamps(batch, ts)
+        if self.node.timestamp_over and batch.num_rows:
+            batch = self._drop_null_keys(batch)
         return batch
+
+    def _drop_null_keys(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        bad = pa.array([False] * batch.num_rows)
+        for e in self.node.timestamp_over:
+            bad = pc.or_(bad, pc.is_null(evaluate(e, batch, self.ctx)))
+        if not pc.any(bad).as_py():
+            return batch
+        for _ in pc.indices_nonzero(bad).to_pylist():
+            self.ctx.data_error(DataError(
+                "TIMESTAMP BY ... OVER key is NULL (InvalidInputTimeStampKey)",
+                input_name=self.node.input_name, code="InvalidInputTimeStampKey"))
+        return batch.filter(pc.invert(bad))
 
     def _apply_schema(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         """CREATE TABLE: convert each declared column; a row that does not convert is dropped."""
@@ -85,8 +163,9 @@ class ScanOperator:
             converted = cast(arrays[idx], type_name, try_=True)
             failed = pc.and_(pc.is_valid(arrays[idx]), pc.is_null(converted))
             for row in pc.indices_nonzero(failed).to_pylist():
+                value = arrays[idx].slice(row, 1).to_pylist()[0]
                 self.ctx.data_error(DataError(
-                    f"value cannot be converted to {type_name} (TypeConversionError)",
+                    f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
                     input_name=self.node.input_name, line=None, field_name=col_name,
                     code="TypeConversionError"))
             keep = pc.and_(keep, pc.invert(failed))
