@@ -330,7 +330,8 @@ class WindowAggregateOperator:
         names += [WINDOW_COLUMN, TS]
         arrays += [pa.StructArray.from_arrays([id_values], names=["Id"]),
                    pa.array(ends, pa.int64()).cast(DATETIME)]
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        out = pa.RecordBatch.from_arrays(arrays, names=names)
+        return out.take(_output_order(ends, window_idx, keys))
 
     def _take_keys(self, gids: np.ndarray) -> tuple[list[pa.Array], np.ndarray]:
         table = concat_tables(self.key_tables).combine_chunks()
@@ -342,6 +343,20 @@ class WindowAggregateOperator:
         pos = pa.array(order[np.searchsorted(present, gids, sorter=order)], pa.int64())
         keys = [closed.column(key_column(i)).combine_chunks().take(pos) for i in range(len(self.node.keys))]
         return keys, closed.column("__w").combine_chunks().take(pos).to_numpy()
+
+
+def _output_order(ends: np.ndarray, window_idx: np.ndarray, keys: list[pa.Array]) -> pa.Array:
+    """Rows by window end, then window, then key values: deterministic however the input
+    was split into batches (rows sharing a timestamp have no order in ASA)."""
+    cols = {"e": pa.array(ends), "w": pa.array(window_idx)}
+    sort_keys = [("e", "ascending"), ("w", "ascending")]
+    for i, k in enumerate(keys):
+        if pa.types.is_null(k.type) or not (pa.types.is_primitive(k.type) or pa.types.is_string(k.type)
+                                            or pa.types.is_large_string(k.type)):
+            continue
+        cols[f"k{i}"] = k
+        sort_keys.append((f"k{i}", "ascending"))
+    return pc.sort_indices(pa.table(cols), sort_keys=sort_keys)
 
 
 def _dense_ids(table: pa.Table, columns: list[str]) -> tuple[np.ndarray, list[Any]]:
