@@ -170,7 +170,7 @@ def test_project_job_default_folder_is_local_run_outputs_with_a_timestamp(projec
     job = project_job(root, report=None, now=dt.datetime(2025, 1, 22, 15, 7, 8))
     folder = root / "LocalRunOutputs" / "20250122150708"
     assert job.outputs == {"alerts": str(folder / "alerts.json"), "heartbeat": str(folder / "heartbeat.json")}
-    assert folder.is_dir()
+    assert not folder.exists(), "loading a project (check, explain) must not create output folders"
 
 
 def test_live_input_without_mock_is_a_clear_error(tmp_path: Path) -> None:
@@ -186,8 +186,10 @@ def test_live_input_without_mock_is_a_clear_error(tmp_path: Path) -> None:
                         "using the default job settings"]
     job = project_job(PROJECTS / "live_iothub", provided=["IotHubInput"], report=None, output_dir=tmp_path)
     assert "iothubinput" not in job.inputs and list(job.outputs) == ["output"]
-    with pytest.raises(ConfigError, match="cannot create the output folder"):
-        project_job(PROJECTS / "hello_world", report=None, output_dir="/dev/null/x")
+    from asaql.io.sink import open_sink
+
+    with pytest.raises(ConfigError, match="cannot create the folder"):
+        open_sink("output", "/dev/null/x/output.json")
 
 
 def test_live_input_the_query_does_not_read_is_fine(project_copy) -> None:

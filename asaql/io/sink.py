@@ -39,7 +39,16 @@ class Sink(Protocol):
 
 
 def open_sink(name: str, path: str, *, format: str | None = None) -> Sink:  # noqa: A002
+    """Open the output ``name`` at ``path`` ('-' is stdout), creating its folder if needed."""
     fmt = detect_format(path, format)
+    if path != "-":
+        import os
+
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"output '{name}': cannot create the folder {folder}: {exc.strerror}") from exc
     if fmt == JSON:
         from asaql.io.jsonl import JsonLinesSink
 
