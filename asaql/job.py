@@ -172,8 +172,9 @@ def _input(name: str, spec: Any, base: Path, where: Path) -> InputDecl:
 def _function(name: str, spec: Any, base: Path, where: Path) -> Any:
     if isinstance(spec, str):
         return str(base / spec)
-    if isinstance(spec, dict) and "file" in spec:
-        return str(base / spec["file"])
+    if isinstance(spec, dict) and "file" in spec:  # extra keys (dead_letter, ...) override it
+        path = str(base / spec["file"])
+        return {**spec, "file": path} if len(spec) > 1 else path
     if isinstance(spec, dict):
         return dict(spec)
     raise ConfigError(f"{where}: functions.{name} must be a file path or a table")

@@ -218,7 +218,8 @@ class Job:
 
     @property
     def output_names(self) -> list[str]:
-        return list(dict.fromkeys(o.name for o in self.logical.outputs))
+        names = [o.name for o in self.logical.outputs] + self.logical.dead_letters()
+        return list(dict.fromkeys(names))
 
     def explain(self) -> str:
         plan = self.plan

@@ -10,6 +10,15 @@ answers back on, holding watermarks until every earlier event is answered::
 The answer becomes the scope column ``alias``; failures (with on_error='null', inside
 TryEvaluate) leave NULL there and the message in ``__mlerr.<alias>``, which the evaluator turns
 into an error when the value is read outside TryEvaluate.
+
+Dead letters: when the node names a ``dead_letter`` output, failed events get NULL whatever
+reads them (the job goes on) and a copy of each goes to a :class:`DeadLetterChannel` with the
+function name, the HTTP status and the error (key masked)::
+
+    | endpoint string | status int64 | error string | event <argument type> | __ts |
+
+The physical builder makes one channel per dead-letter name and adds it to the run's outputs
+with :func:`with_dead_letters`.
 """
 
 from __future__ import annotations
@@ -20,41 +29,62 @@ from typing import Any
 
 import pyarrow as pa
 
+from asaql.errors import ConfigError
 from asaql.exec.evaluate import evaluate, from_python
 from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item
 from asaql.plan import logical as lp
 from asaql.types import to_python
 
-__all__ = ["MLScoreOperator"]
+__all__ = ["DeadLetterChannel", "MLScoreOperator", "with_dead_letters"]
 
 
 class MLScoreOperator:
-    def __init__(self, node: lp.MLScore, child: Iterator[Item], ctx: ExecContext) -> None:
+    def __init__(
+        self,
+        node: lp.MLScore,
+        child: Iterator[Item],
+        ctx: ExecContext,
+        dead_letter: DeadLetterChannel | None = None,
+    ) -> None:
         self.node, self.child, self.ctx = node, child, ctx
+        self.dead_letter = dead_letter
 
     def __iter__(self) -> Iterator[Item]:
         from asaql.ml.scorer import Scorer
 
         transport = getattr(self.ctx.options, "ml_transport", None)
-        on_error = "null" if self.node.on_error == "null" else "raise"
-        scorer = Scorer(self.node.spec, transport=transport, on_error=on_error)
+        keep_going = self.node.on_error == "null" or self.dead_letter is not None
+        scorer = Scorer(self.node.spec, transport=transport, on_error="null" if keep_going else "raise")
         self.ctx.metrics.endpoints[self.node.function] = scorer.metrics
         pending: deque[Item] = deque()
+        args: deque[pa.Array] = deque()
         try:
-            for scored in scorer.map(self._arguments(pending)):
+            for scored in scorer.map(self._arguments(pending, args)):
                 yield from _release_watermarks(pending)
                 batch = pending.popleft()
+                arg = args.popleft()
                 assert isinstance(batch, pa.RecordBatch)
-                yield self._attach(batch, scored.values, scored.errors)
+                errors = scored.errors
+                if errors is not None and self.dead_letter is not None:
+                    self.dead_letter.put(self._dead(batch, arg, errors))
+                    errors = None  # routed: the value is NULL, reading it is no error
+                yield self._attach(batch, scored.values, errors)
             yield from pending
         finally:
             scorer.close()
 
-    def _arguments(self, pending: deque[Item]) -> Iterator[list[Any]]:
+    def _arguments(self, pending: deque[Item], args: deque[pa.Array]) -> Iterator[list[Any]]:
+        # runs on the scorer's feeder thread: it pulls the whole upstream pipeline
         for item in self.child:
-            pending.append(item)
             if isinstance(item, pa.RecordBatch):
-                yield to_python(evaluate(self.node.arg, item, self.ctx))
+                arg = evaluate(self.node.arg, item, self.ctx)
+                if isinstance(arg, pa.ChunkedArray):
+                    arg = arg.combine_chunks()
+                args.append(arg)
+                pending.append(item)
+                yield _rows(arg)
+            else:
+                pending.append(item)
 
     def _attach(self, batch: pa.RecordBatch, values: list[Any], errors: list[Any] | None) -> pa.RecordBatch:
         names = [n for n in batch.schema.names if n != TS]
@@ -68,7 +98,95 @@ class MLScoreOperator:
         arrays.append(batch.column(TS))
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
+    def _dead(self, batch: pa.RecordBatch, arg: pa.Array, errors: list[Any]) -> pa.RecordBatch:
+        failed = [i for i, e in enumerate(errors) if e is not None]
+        take = pa.array(failed, pa.int64())
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array([self.node.function] * len(failed), pa.string()),
+                pa.array([getattr(errors[i], "status", None) for i in failed], pa.int64()),
+                pa.array([str(errors[i]) for i in failed], pa.string()),
+                arg.take(take),
+                batch.column(TS).take(take),
+            ],
+            names=["endpoint", "status", "error", "event", TS],
+        )
+
+
+_SLICE = 4096
+
+
+def _rows(arg: pa.Array) -> list[Any]:
+    """The argument's Python values, converted a slice at a time: one conversion of a whole
+    64k-row batch holds the GIL for ~100 ms, stalling the scorer's workers (whose answers
+    are waiting) for that long; slices let them in between."""
+    if len(arg) <= _SLICE:
+        return to_python(arg)
+    rows: list[Any] = []
+    for start in range(0, len(arg), _SLICE):
+        rows.extend(to_python(arg.slice(start, _SLICE)))
+    return rows
+
 
 def _release_watermarks(pending: deque[Item]) -> Iterator[Item]:
     while pending and not isinstance(pending[0], pa.RecordBatch):
         yield pending.popleft()
+
+
+class DeadLetterChannel:
+    """Failed events of every ML call that names this dead-letter output, in arrival order.
+
+    Operators ``put`` batches (possibly from a scorer's feeder thread when ML calls are
+    chained; deque appends are atomic); :meth:`stream` is the output the runtime pulls.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._batches: deque[pa.RecordBatch] = deque()
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self._batches.append(batch)
+
+    def stream(self, running: _Running) -> Iterator[Item]:
+        """Yield what has arrived; an empty batch while the query's outputs still run (the
+        runtime pulls outputs in turn), and end once they all ended and the rest is out."""
+        empty = pa.RecordBatch.from_arrays([], names=[])
+        while True:
+            while self._batches:
+                yield self._batches.popleft()
+            if not running.count:
+                return
+            yield empty
+
+
+class _Running:
+    """How many of the query's own outputs are still producing."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def track(self, items: Iterator[Item]) -> Iterator[Item]:
+        self.count += 1
+        try:
+            yield from items
+        finally:
+            self.count -= 1
+
+
+def with_dead_letters(
+    outputs: list[tuple[str, Iterator[Item]]], channels: dict[str, DeadLetterChannel]
+) -> list[tuple[str, Iterator[Item]]]:
+    """The query's outputs followed by one output per dead-letter channel."""
+    if not channels:
+        return outputs
+    taken = {name.lower() for name, _ in outputs}
+    for name in channels:
+        if name.lower() in taken:
+            raise ConfigError(
+                f"dead-letter output '{name}' is also an output of the query (INTO {name}); "
+                "give the function's dead_letter another name"
+            )
+    running = _Running()
+    tracked = [(name, running.track(items)) for name, items in outputs]
+    return tracked + [(name, channel.stream(running)) for name, channel in channels.items()]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from asaql.errors import InternalError
 from asaql.exec.cross_apply import ApplyOperator
 from asaql.exec.filter import FilterOperator
-from asaql.exec.ml_score import MLScoreOperator
+from asaql.exec.ml_score import DeadLetterChannel, MLScoreOperator, with_dead_letters
 from asaql.exec.operator import ExecContext, Item
 from asaql.exec.project import ProjectOperator
 from asaql.exec.reference_join import ReferenceJoinOperator
@@ -45,6 +45,7 @@ class Builder:
     shared: dict[str, SharedStep] = field(default_factory=dict)
     scans: dict[tuple[str, ...], SharedStep] = field(default_factory=dict)
     scan_columns: dict[tuple[str, ...], list[str] | None] = field(default_factory=dict)
+    dead_letters: dict[str, DeadLetterChannel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """An input read by several statements is read once: scans with the same input and
@@ -78,6 +79,12 @@ class Builder:
             raise InternalError(f"no operator for plan node {type(node).__name__}")
         return fn(node, self)
 
+    def dead_letter(self, name: str | None) -> DeadLetterChannel | None:
+        """The channel of a dead-letter output (one per name, shared by its ML calls)."""
+        if name is None:
+            return None
+        return self.dead_letters.setdefault(name, DeadLetterChannel(name))
+
     def step(self, name: str) -> SharedStep:
         if name not in self.shared:
             self.shared[name] = SharedStep(self.build(self.plan.steps[name]))
@@ -85,9 +92,10 @@ class Builder:
 
 
 def build(plan: lp.LogicalPlan, ctx: ExecContext, open_input: SourceFactory) -> list[tuple[str, Iterator[Item]]]:
-    """One operator tree per output, in script order."""
+    """One operator tree per output, in script order, then the dead-letter outputs."""
     builder = Builder(plan, ctx, open_input)
-    return [(out.name, builder.build(out.child)) for out in plan.outputs]
+    outputs = [(out.name, builder.build(out.child)) for out in plan.outputs]
+    return with_dead_letters(outputs, builder.dead_letters)
 
 
 def describe_physical(plan: lp.LogicalPlan) -> str:
@@ -107,6 +115,8 @@ def describe_physical(plan: lp.LogicalPlan) -> str:
     for out in plan.outputs:
         lines.append(f"SinkWriter {out.name}")
         render(out.child, 1)
+    for name in plan.dead_letters():
+        lines.append(f"SinkWriter {name} (dead letters of ML calls)")
     return "\n".join(lines)
 
 
@@ -165,7 +175,7 @@ def _apply(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
 @builds(lp.MLScore, "MLScoreExec")
 def _ml(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
     assert isinstance(node, lp.MLScore)
-    return iter(MLScoreOperator(node, b.build(node.child), b.ctx))
+    return iter(MLScoreOperator(node, b.build(node.child), b.ctx, b.dead_letter(node.dead_letter)))
 
 
 @builds(lp.Union, "UnionExec")

@@ -89,6 +89,7 @@ class EndpointSpec:
     request_format: str | None = None
     model: str | None = None
     batch_arrow: bool = False
+    dead_letter: str | None = None
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +113,13 @@ class EndpointSpec:
             )
         if self.timeout <= 0 or self.linger < 0 or self.max_retry_time < 0:
             raise ConfigError(f"{where}: timeout must be > 0, linger and max_retry_time >= 0")
+        if self.dead_letter is not None and (
+            not isinstance(self.dead_letter, str) or not self.dead_letter.strip()
+        ):
+            raise ConfigError(
+                f"{where}: field 'dead_letter' must be the name of an output, "
+                f"got {self.dead_letter!r}"
+            )
         if len(self.input_names) != len(self.input_map):
             raise ConfigError(f"{where}: every binding input needs a mapTo")
         _check_url(where, self.url, self.resolved_protocol)
@@ -218,6 +226,7 @@ _OWN_ALIASES = {
     "update_frequency_s": "update_frequency",
     "format": "request_format",
     "function": "url",
+    "deadletter": "dead_letter",
 }
 _SPEC_FIELDS = {f.name for f in fields(EndpointSpec)} - {"name", "source"}
 
@@ -243,7 +252,15 @@ def load_function_spec(name: str, path_or_dict: str | Path | Mapping[str, Any]) 
     where = f"function '{name}'" + (f" ({source})" if source else "")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: a function definition must be a JSON object")
-    options = _normalize(raw, where)
+    if "file" in raw:  # {"file": "arm.json", "dead_letter": "failed"}: a definition + overrides
+        base = load_function_spec(name, _relative(raw["file"], base_dir, where))
+        source = base.source
+        options = {f.name: getattr(base, f.name) for f in fields(base)} | _normalize(
+            {k: v for k, v in raw.items() if k != "file"}, where
+        )
+        options.pop("name"), options.pop("source")
+    else:
+        options = _normalize(raw, where)
     options = {k: v for k, v in options.items() if v is not None}
     key = options.pop("api_key", None)
     if isinstance(key, Mapping):
@@ -266,6 +283,13 @@ def load_function_spec(name: str, path_or_dict: str | Path | Mapping[str, Any]) 
         return EndpointSpec(name=name, source=source, **options)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _relative(value: Any, base_dir: Path | None, where: str) -> Path:
+    if not isinstance(value, str | Path):
+        raise ConfigError(f"{where}: field 'file' must be a path to a function definition")
+    path = Path(value)
+    return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 def _read_file(path: Path) -> Any:

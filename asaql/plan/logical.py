@@ -195,6 +195,9 @@ class MLScore(_Unary):
     scope ``alias``. Both ``udf.name(arg)`` and the seed ``JOIN ... INTO`` form bind here.
 
     ``on_error``: 'stop' (the job fails) or 'null' (inside TryEvaluate: failed rows get NULL).
+    ``dead_letter``: the name of an extra output that receives every event whose scoring
+    failed, with the error; failed rows then get NULL and the job goes on (taken from the
+    endpoint's ``dead_letter`` option unless given).
     """
 
     function: str
@@ -202,13 +205,19 @@ class MLScore(_Unary):
     alias: str
     spec: Any = None  # asaql.ml.endpoint.EndpointSpec (kept opaque here)
     on_error: str = "stop"
+    dead_letter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dead_letter is None:
+            self.dead_letter = getattr(self.spec, "dead_letter", None)
 
     def describe(self) -> str:
         batch = getattr(self.spec, "batch_size", "?")
         inflight = getattr(self.spec, "max_in_flight", "?")
+        dead = f" dead_letter={self.dead_letter}" if self.dead_letter else ""
         return (
             f"MLScore {self.alias} := {self.function}({self.arg}) "
-            f"batch={batch} in_flight={inflight} on_error={self.on_error}"
+            f"batch={batch} in_flight={inflight} on_error={self.on_error}{dead}"
         )
 
     def scopes(self) -> list[str]:
@@ -257,6 +266,11 @@ class LogicalPlan:
     def nodes(self) -> Iterator[PlanNode]:
         for root in [*self.steps.values(), *self.outputs]:
             yield from _walk(root)
+
+    def dead_letters(self) -> list[str]:
+        """Names of the dead-letter outputs of the plan's ML calls, in plan order."""
+        names = (n.dead_letter for n in self.nodes() if isinstance(n, MLScore) and n.dead_letter)
+        return list(dict.fromkeys(names))
 
 
 def _walk(node: PlanNode) -> Iterator[PlanNode]:

@@ -1,0 +1,114 @@
+"""ML scoring against real model servers: asaql end to end vs a bare httpx client.
+
+    python bench/ml_real.py --venv /work/venv-ms          # MLflow + MLServer (about 2 minutes)
+
+The venv must hold mlflow, mlserver, mlserver-sklearn and scikit-learn; the model (a
+LogisticRegression on two float features) is trained with that venv's Python, then served by
+``mlflow models serve --env-manager local`` and ``mlserver start`` (``parallel_workers: 0``),
+both on 127.0.0.1. For each server and (batch, in flight) it measures rows/s of
+
+* **bare httpx**: a thread pool of ``in_flight`` workers posting pre-built Python batches
+  (encoded with the same codec, decoded with ``.json()``): the floor any client pays;
+* **asaql end to end**: ``Session`` reading a JSON-lines file, ``udf.score(m)`` on every
+  event, writing a JSON-lines file with the score;
+
+and prints the ratio (target: at least 0.85).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "modelserver"))
+
+import httpx  # noqa: E402
+
+import asaql  # noqa: E402
+from asaql.ml.endpoint import EndpointSpec  # noqa: E402
+from asaql.ml.protocols import dumps, make_codec  # noqa: E402
+
+
+def bare(url: str, spec: EndpointSpec, rows: list[dict], batch: int, in_flight: int) -> float:
+    codec = make_codec(spec)
+    batches = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client(limits=httpx.Limits(max_connections=in_flight)) as client:
+        def post(part: list[dict]) -> object:
+            return client.post(url, content=dumps(codec.encode(part)), headers=headers).json()
+
+        with ThreadPoolExecutor(in_flight) as pool:
+            list(pool.map(post, batches[:in_flight]))
+            started = time.perf_counter()
+            list(pool.map(post, batches))
+            return len(rows) / (time.perf_counter() - started)
+
+
+def end_to_end(spec: dict, path: Path, n: int, out: Path) -> float:
+    session = asaql.Session()
+    session.add_input("iot", str(path))
+    session.add_function("score", spec)
+    job = session.compile(
+        "WITH m AS (SELECT temperature, humidity FROM iot) "
+        "SELECT temperature, humidity, udf.score(m) AS score INTO scored FROM m"
+    )
+    started = time.perf_counter()
+    result = job.run({"scored": str(out)})
+    elapsed = time.perf_counter() - started
+    assert result.metrics.events_out["scored"] == n
+    return n / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", default=os.environ.get("ASAQL_MODELSERVER_VENV", sys.prefix))
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs per cell")
+    args = parser.parse_args(argv)
+    os.environ["ASAQL_MODELSERVER_VENV"] = args.venv
+    import test_real_servers as real  # the fixtures' server starters, as plain generators
+
+    tmp = Path(tempfile.mkdtemp(prefix="asaql-mlreal-"))
+    import subprocess
+
+    subprocess.run([str(real.PYTHON), "-c", real.TRAIN, str(tmp)], check=True)
+    expected = json.loads((tmp / "expected.json").read_text())
+    rows = (expected["rows"] * (args.rows // len(expected["rows"]) + 1))[: args.rows]
+    data = tmp / "events.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trained = (tmp, expected)
+    servers = {
+        "mlflow": real.mlflow_url.__wrapped__(trained),
+        "mlserver": real.mlserver_url.__wrapped__(trained),
+    }
+    print(f"# asaql vs bare httpx on real model servers ({os.cpu_count()} CPUs, {args.rows} rows, "
+          f"best of {args.repeat})\n")
+    print("| server | batch | in flight | bare httpx rows/s | asaql end to end rows/s | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    try:
+        for name, gen in servers.items():
+            url = next(gen)
+            for batch, in_flight in ((100, 1), (1000, 1), (1000, 4)):
+                own = {"url": url, "batch_size": batch, "max_in_flight": in_flight,
+                       "input_columns": ["temperature", "humidity"]}
+                spec = EndpointSpec(name="score", **{**own, "input_columns": ("temperature", "humidity")})
+                b = max(bare(url, spec, rows, batch, in_flight) for _ in range(args.repeat))
+                ours = max(end_to_end(own, data, len(rows), tmp / "out.jsonl") for _ in range(args.repeat))
+                print(f"| {name} | {batch} | {in_flight} | {b:,.0f} | {ours:,.0f} | {ours / b:.2f} |",
+                      flush=True)
+    finally:
+        for gen in servers.values():
+            gen.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
