@@ -177,14 +177,13 @@ class WindowAggregateOperator:
         columns = [result.column(c).to_pylist() for c in group_cols]
         gids = np.empty(result.num_rows, np.int64)
         fresh: list[int] = []
-        for i, key in enumerate(zip(*columns, strict=True)):
-            hkey = tuple(_hashable(v) for v in key)
+        for i, hkey in enumerate(zip(*columns, strict=True)):  # keys are plain (_groupable)
             gid = self.gids.get(hkey)
             if gid is None:
                 gid = self.next_gid
                 self.next_gid += 1
                 self.gids[hkey] = gid
-                self.gid_info[gid] = (hkey, int(key[1]))
+                self.gid_info[gid] = (hkey, int(hkey[1]))
                 fresh.append(i)
             gids[i] = gid
         if fresh:

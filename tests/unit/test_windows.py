@@ -263,3 +263,19 @@ def test_tumbling_and_hopping_equal_a_duckdb_group_by(rows: list[dict[str, Any]]
         f"CASE WHEN us % {step} = 0 THEN us ELSE (us // {step} + 1) * {step} END, us + {width}, {step})) AS e FROM s) "
         f"SELECT k, count(*), sum(v), e FROM x GROUP BY k, e", table)
     assert got == want
+
+
+# ------------------------------------------------------------------ docs
+
+
+def test_every_example_of_the_windows_page_is_a_tested_case_folder() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "time-and-windows.md").read_text()
+    examples = [b.strip() for b in re.findall(r"```saql\n(.*?)```", page, re.S)]
+    queries = {p.read_text().strip() for p in (root / "tests" / "cases" / "windows").glob("*/query.asaql")}
+    assert examples
+    missing = [e for e in examples if e not in queries]
+    assert not missing, missing
