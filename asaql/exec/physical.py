@@ -20,6 +20,7 @@ from asaql.exec.scan import ScanOperator, SourceFactory
 from asaql.exec.step import SharedStep, step_read
 from asaql.exec.union import UnionOperator
 from asaql.plan import logical as lp
+from asaql.plan.temporal_nodes import Analytic, TemporalJoin
 
 __all__ = ["BUILDERS", "Builder", "build", "builds", "describe_physical"]
 
@@ -181,7 +182,11 @@ def _ml(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
 @builds(lp.Union, "UnionExec")
 def _union(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
     assert isinstance(node, lp.Union)
-    return iter(UnionOperator([b.build(c) for c in node.children], b.ctx))
+    first = node.children[0] if node.children else None
+    names = None
+    if isinstance(first, lp.Project) and not any(n == "*" for n, _ in first.exprs):
+        names = [n for n, _ in first.exprs]
+    return iter(UnionOperator([b.build(c) for c in node.children], b.ctx, names))
 
 
 @builds(lp.Retimestamp, "RetimestampExec")
@@ -193,3 +198,19 @@ def _retimestamp(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
 
 
 from asaql.exec import window_aggregate as _window_aggregate  # noqa: E402,F401 - registers its builder
+
+
+@builds(TemporalJoin, "TemporalJoinExec")
+def _temporal_join(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, TemporalJoin)
+    from asaql.exec.temporal_join import TemporalJoinOperator
+
+    return iter(TemporalJoinOperator(node, b.build(node.left), b.build(node.right), b.ctx))
+
+
+@builds(Analytic, "AnalyticExec")
+def _analytic(node: lp.PlanNode, b: Builder) -> Iterator[Item]:
+    assert isinstance(node, Analytic)
+    from asaql.exec.analytic import AnalyticOperator
+
+    return iter(AnalyticOperator(node, b.build(node.child), b.ctx))

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from asaql.errors import BindError
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
-from asaql.plan.bind import from_, group
+from asaql.plan.bind import analytic as analytic_
+from asaql.plan.bind import from_, group, temporal
 from asaql.plan.bind.expressions import ExprBinder, Scope, conjuncts
 from asaql.sql import ast
 
@@ -70,19 +71,27 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     """Bind one SELECT; returns its plan and output column names (None when ``*`` is used)."""
     scope = Scope()
     udfs = _UdfCalls(ctx)
-    binder = ExprBinder(scope, ctx.diagnostics, strict=ctx.strict, udf_hook=udfs)
+    # analytic functions run first, over the statement's whole input (after its stream joins)
+    analytic = analytic_.AnalyticCalls() if analytic_.uses_analytic(select) else None
+    joins = any(isinstance(c, ast.Join) for c in select.clauses)
+    binder = ExprBinder(scope, ctx.diagnostics, strict=ctx.strict, udf_hook=udfs, analytic_hook=analytic)
     if select.match_recognize is not None:
         raise BindError("MATCH_RECOGNIZE is not supported yet", span=select.match_recognize.span,
                         code="not_supported")
     node = from_.bind_source(select.source, scope, ctx, binder)
+    if analytic is not None and not joins:
+        node = analytic.place(node)
     for clause in select.clauses:
         node = from_.bind_clause(clause, node, scope, ctx, binder)
+    if analytic is not None and joins:
+        node = analytic.place(node)
     if select.where is not None:
         predicate = binder.bind(select.where)
         node = _place_udfs(node, udfs.take())
         node = _filter_before_scoring(lp.Filter(child=node, predicate=predicate, span=select.where.span))
     node, item_binder = group.bind_group(select, node, scope, ctx, binder)
     items = [_item(item, item_binder, i) for i, item in enumerate(select.items)]
+    temporal.check_star(select, items, node)
     node = _place_udfs(node, udfs.take())
     _set_error_modes(node, [e for _, e in items])
     names = None if any(isinstance(e, bx.StarExpr) for _, e in items) else [n for n, _ in items]

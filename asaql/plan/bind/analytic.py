@@ -1,0 +1,247 @@
+"""Binding of analytic functions: LAG, LAST, ISFIRST, aggregates OVER, anomaly detectors.
+
+ASA evaluates analytic functions first, over the whole input of the statement, before APPLY,
+JOIN, WHERE and GROUP BY (asa-language.md §8, §15; conformance case 28). The binder therefore
+puts one :class:`~asaql.plan.temporal_nodes.Analytic` node right above the FROM source (above
+the joins when the statement has stream joins) and every analytic call met anywhere in the
+statement becomes one of its calls; the call site reads the result column.
+
+``LIMIT DURATION`` is mandatory for LAG, LAST, aggregates OVER and the anomaly detectors
+(error ``limit_duration_required``); ISFIRST takes its interval as arguments instead.
+"""
+
+from __future__ import annotations
+
+from asaql.errors import BindError
+from asaql.plan import expr as bx
+from asaql.plan import logical as lp
+from asaql.plan.bind.expressions import AGGREGATES, ANALYTIC, ExprBinder
+from asaql.plan.temporal_nodes import UNIT_US, Analytic, AnalyticCall
+from asaql.sql import ast
+
+__all__ = ["AnalyticCalls", "uses_analytic"]
+
+_OVER_AGGREGATES = {"sum", "avg", "min", "max", "count"}
+_ORDERED_AGGREGATES = {"topone", "collecttop", "percentile_cont", "percentile_disc"}
+_ANOMALY = {
+    "anomalydetection_spikeanddip": ("spikeanddip", 4),
+    "anomalydetection_changepoint": ("changepoint", 3),
+}
+_MODES = ("spikes", "dips", "spikesanddips")
+
+
+def _is_analytic(node: ast.FunctionCall) -> bool:
+    if node.namespace:
+        return False
+    name = node.name.lower()
+    if node.over is not None and name in _ORDERED_AGGREGATES and node.over.limit_duration is None:
+        return False  # TopOne() OVER (ORDER BY ...) inside a GROUP BY: an aggregate
+    return node.over is not None or name in ANALYTIC
+
+
+def uses_analytic(select: ast.Select) -> bool:
+    """Whether any expression of the statement calls an analytic function."""
+    roots: list[object] = [i.expr for i in select.items]
+    roots += [select.where, select.having, *select.group_by]
+    roots += [c.on for c in select.clauses if isinstance(c, ast.Join)]
+    stack = [r for r in roots if r is not None]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionCall) and _is_analytic(node):
+            return True
+        for value in vars(node).values():
+            items = value if isinstance(value, tuple) else (value,)
+            for v in items:
+                if isinstance(v, ast.Node):
+                    stack.append(v)
+                elif isinstance(v, tuple):
+                    stack.extend(x for x in v if isinstance(x, ast.Node))
+    return False
+
+
+class AnalyticCalls:
+    """The ``analytic_hook`` of a statement's binder; collects calls into ``self.node``."""
+
+    def __init__(self) -> None:
+        self.node = Analytic(child=lp.Scan(input_name="?", alias="?"), calls=[])
+        self._by_key: dict[str, AnalyticCall] = {}
+        self._depth = 0
+
+    def place(self, child: lp.PlanNode) -> lp.PlanNode:
+        self.node.child = child
+        self.node.span = child.span
+        return self.node
+
+    def __call__(self, node: ast.FunctionCall, binder: ExprBinder) -> bx.BoundExpr:
+        name = node.name.lower()
+        over = node.over
+        if over is not None and name in _ORDERED_AGGREGATES and over.limit_duration is None:
+            return binder._aggregate(node)
+        if self._depth:
+            raise BindError(f"analytic function {node.name} cannot be nested in another one",
+                            span=node.span, code="nested_analytic")
+        self._depth += 1
+        try:
+            call = self._bind(node, name, binder)
+        finally:
+            self._depth -= 1
+        key = call.text
+        found = self._by_key.get(key)
+        if found is None:
+            call.alias = f"__an{len(self.node.calls) + 1}"
+            self.node.calls.append(call)
+            self._by_key[key] = found = call
+        return bx.Col(scope=found.alias, path=(), span=node.span)
+
+    # ------------------------------------------------------------------ per function
+
+    def _bind(self, node: ast.FunctionCall, name: str, binder: ExprBinder) -> AnalyticCall:
+        over = node.over or ast.Over(span=node.span)
+        partition = tuple(binder.bind(e) for e in over.partition_by)
+        when = binder.bind(over.when) if over.when is not None else None
+        text = _text(node)
+        if name == "isfirst":
+            return self._isfirst(node, partition, when, binder, text)
+        duration = _duration(node, over)
+        if name in ("lag", "last"):
+            return self._lag(node, name, partition, when, duration, binder, text)
+        if name in _ANOMALY:
+            return self._anomaly(node, name, partition, when, duration, binder, text)
+        if name in _OVER_AGGREGATES:
+            if node.distinct:
+                raise BindError(f"{node.name}(DISTINCT ...) OVER is not supported", span=node.span,
+                                code="not_supported")
+            if node.star:
+                value = None
+            else:
+                _arity(node, 1, 1)
+                value = binder.bind(node.args[0])
+                if isinstance(value, bx.StarExpr):
+                    value = None
+            if value is None and name != "count":
+                raise BindError(f"{node.name}(*) is not valid", span=node.span, code="wrong_arity")
+            return AnalyticCall(alias="", function=name, value=value, partition_by=partition,
+                                duration_us=duration, when=when, text=text)
+        if name in AGGREGATES:
+            raise BindError(f"{node.name.upper()} OVER (... LIMIT DURATION ...) is not supported yet",
+                            span=node.span, code="not_supported")
+        raise BindError(f"'{node.name}' is not an analytic function; OVER is not allowed here",
+                        span=node.span, code="not_analytic")
+
+    def _lag(self, node: ast.FunctionCall, name: str, partition: tuple[bx.BoundExpr, ...],
+             when: bx.BoundExpr | None, duration: int, binder: ExprBinder, text: str) -> AnalyticCall:
+        if node.star:  # LAG(*): the whole previous event
+            value: bx.BoundExpr = bx.StarExpr(scope=None, span=node.span)
+            node = ast.FunctionCall(name=node.name, args=(ast.Star(span=node.span), *node.args),
+                                    over=node.over, span=node.span)
+        _arity(node, 1, 3 if name == "lag" else 2)
+        value = binder.bind(node.args[0])
+        offset = 0
+        default: bx.BoundExpr | None = None
+        if name == "lag":
+            offset = 1
+            if len(node.args) >= 2:
+                offset = _const_int(node.args[1], "the LAG offset")
+                if offset < 1:
+                    raise BindError("the LAG offset must be 1 or more", span=node.args[1].span,
+                                    code="bad_argument")
+            if len(node.args) == 3:
+                default = binder.bind(node.args[2])
+        elif len(node.args) == 2:
+            default = binder.bind(node.args[1])
+        return AnalyticCall(alias="", function=name, value=value, partition_by=partition,
+                            duration_us=duration, when=when, offset=offset, default=default, text=text)
+
+    def _isfirst(self, node: ast.FunctionCall, partition: tuple[bx.BoundExpr, ...],
+                 when: bx.BoundExpr | None, binder: ExprBinder, text: str) -> AnalyticCall:
+        _arity(node, 2, 2)
+        unit = binder._datepart(node.args[0])
+        size = _const_int(node.args[1], "the ISFIRST interval")
+        us = _unit_us(str(unit.value), node.args[0].span)
+        if size <= 0:
+            raise BindError("the ISFIRST interval must be positive", span=node.args[1].span,
+                            code="bad_argument")
+        return AnalyticCall(alias="", function="isfirst", value=None, partition_by=partition,
+                            when=when, interval_us=us * size, text=text)
+
+    def _anomaly(self, node: ast.FunctionCall, name: str, partition: tuple[bx.BoundExpr, ...],
+                 when: bx.BoundExpr | None, duration: int, binder: ExprBinder, text: str) -> AnalyticCall:
+        function, nargs = _ANOMALY[name]
+        _arity(node, nargs, nargs)
+        value = binder.bind(node.args[0])
+        if isinstance(value, bx.StarExpr):
+            raise BindError(f"{node.name} needs a number, not *", span=node.args[0].span, code="bad_argument")
+        confidence = _const_number(node.args[1], "the confidence")
+        if not 1 <= confidence <= 100:
+            raise BindError("the confidence must be between 1 and 100", span=node.args[1].span,
+                            code="bad_argument")
+        history = _const_int(node.args[2], "the history size")
+        if history < 2:
+            raise BindError("the history size must be at least 2", span=node.args[2].span,
+                            code="bad_argument")
+        params: tuple[object, ...] = (confidence, history)
+        if function == "spikeanddip":
+            mode = node.args[3]
+            if not (isinstance(mode, ast.Literal) and str(mode.value).lower() in _MODES):
+                raise BindError("the mode must be 'spikes', 'dips' or 'spikesanddips'", span=mode.span,
+                                code="bad_argument")
+            params += (str(mode.value).lower(),)
+        return AnalyticCall(alias="", function=function, value=value, partition_by=partition,
+                            duration_us=duration, when=when, params=params, text=text)
+
+
+def _duration(node: ast.FunctionCall, over: ast.Over) -> int:
+    if over.limit_duration is None:
+        raise BindError(
+            f"{node.name.upper()} needs LIMIT DURATION in its OVER clause, e.g. "
+            f"OVER (LIMIT DURATION(minute, 5))",
+            span=node.span, code="limit_duration_required",
+            help="add OVER ([PARTITION BY key] LIMIT DURATION(unit, n))",
+        )
+    unit, n = over.limit_duration
+    us = _unit_us(unit, over.span)
+    if n <= 0:
+        raise BindError("LIMIT DURATION must be positive", span=over.span, code="bad_argument")
+    return us * int(n)
+
+
+def _unit_us(unit: str, span: object) -> int:
+    from asaql.functions.datetime import DATEPARTS
+
+    canon = DATEPARTS.get(unit.strip().lower())
+    if canon not in ("day", "hour", "minute", "second", "millisecond", "microsecond"):
+        raise BindError(f"'{unit}' is not a time unit here (day, hour, minute, second, millisecond, "
+                        "microsecond)", span=span, code="bad_unit")  # type: ignore[arg-type]
+    return UNIT_US[canon]
+
+
+def _arity(node: ast.FunctionCall, lo: int, hi: int) -> None:
+    n = len(node.args)
+    if not lo <= n <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise BindError(f"{node.name.upper()} takes {want} argument(s), got {n}", span=node.span,
+                        code="wrong_arity")
+
+
+def _const_number(e: ast.Expr, what: str) -> float:
+    if isinstance(e, ast.Unary) and e.op == "-" and isinstance(e.operand, ast.Literal):
+        return -_const_number(e.operand, what)
+    if isinstance(e, ast.Literal) and e.kind in ("integer", "float"):
+        return float(e.value)  # type: ignore[arg-type]
+    raise BindError(f"{what} must be a constant number", span=e.span, code="bad_argument")
+
+
+def _const_int(e: ast.Expr, what: str) -> int:
+    value = _const_number(e, what)
+    if not float(value).is_integer():
+        raise BindError(f"{what} must be a whole number", span=e.span, code="bad_argument")
+    return int(value)
+
+
+def _text(node: ast.FunctionCall) -> str:
+    try:
+        from asaql.sql.printer import to_sql
+
+        return to_sql(node)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - only a label
+        return repr(node)
