@@ -70,7 +70,7 @@ def _run_shell(code: str, expect_exit: int, page: Path) -> None:
             argv = [sys.executable, "-m", "asaql", *argv[1:]]
         elif argv[0] == "python":
             argv[0] = sys.executable
-        if argv[2:3] == ["serve-model"] or argv[2:3] == ["repl"] or len(argv) == 3 and argv[2] == "asaql":
+        if argv[3:4] in (["serve-model"], ["repl"]) or argv[1:] == ["-m", "asaql"]:
             continue  # long-running / interactive; tested in test_cli.py / test_repl.py
         res = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ))
         assert res.returncode == expect_exit, f"{page.name}: `{line}` exited {res.returncode}\n{res.stderr}"
