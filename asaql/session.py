@@ -56,6 +56,15 @@ class RunResult:
     def __getitem__(self, name: str) -> pa.Table:
         return self.outputs[name]
 
+    def rows(self, name: str = "output") -> list[dict[str, Any]]:
+        """The rows of output ``name`` as Python dicts. Unlike ``Table.to_pylist()``, values of
+        mixed-type (Variant) columns come back as Python values, not their JSON text."""
+        from asaql.types import to_python
+
+        table = self.outputs[name]
+        columns = {col: to_python(table.column(col)) for col in table.column_names}
+        return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
 
 class Session:
     """Inputs, functions and options; compiles and runs queries against them."""
