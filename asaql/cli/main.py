@@ -20,10 +20,11 @@ from typing import Any
 
 from asaql.errors import AsaqlError, QueryError
 
-__all__ = ["main"]
+__all__ = ["main", "name_value"]
 
 
-def _pair(text: str) -> tuple[str, str]:
+def name_value(text: str) -> tuple[str, str]:
+    """argparse type for NAME=VALUE options (--input, --output, ...)."""
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -32,17 +33,17 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", help="a .asaql file, an asaql job (.toml) or an ASA project")
-    p.add_argument("--input", "-i", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    p.add_argument("--input", "-i", action="append", type=name_value, default=[], metavar="NAME=PATH",
                    help="a stream input (repeatable; '-' reads stdin)")
-    p.add_argument("--ref", "-r", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    p.add_argument("--ref", "-r", action="append", type=name_value, default=[], metavar="NAME=PATH",
                    help="a reference-data input (repeatable)")
-    p.add_argument("--output", "-o", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    p.add_argument("--output", "-o", action="append", type=name_value, default=[], metavar="NAME=PATH",
                    help="where an INTO output goes (repeatable; '-' is stdout)")
-    p.add_argument("--function", "-f", action="append", type=_pair, default=[], metavar="NAME=FILE",
+    p.add_argument("--function", "-f", action="append", type=name_value, default=[], metavar="NAME=FILE",
                    help="an ML function for udf.NAME(...) (ARM/REST or asaql JSON)")
-    p.add_argument("--ml", action="append", type=_pair, default=[], metavar="NAME=FILE",
+    p.add_argument("--ml", action="append", type=name_value, default=[], metavar="NAME=FILE",
                    help="an ML endpoint used as a reference input (JOIN NAME INTO (...))")
-    p.add_argument("--format", action="append", type=_pair, default=[], metavar="NAME=FORMAT",
+    p.add_argument("--format", action="append", type=name_value, default=[], metavar="NAME=FORMAT",
                    help="input/output format when the extension does not tell (json, csv, parquet)")
     p.add_argument("--job-config", metavar="FILE", help="ASA JobConfig.json (event ordering, policies)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per batch (default 65536)")
@@ -74,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key-env", help="require this environment variable's value as key")
     serve.add_argument("--latency-ms", type=float, default=0.0)
     repl = sub.add_parser("repl", help="interactive session")
-    repl.add_argument("--input", "-i", action="append", type=_pair, default=[], metavar="NAME=PATH")
-    repl.add_argument("--ref", "-r", action="append", type=_pair, default=[], metavar="NAME=PATH")
+    repl.add_argument("--input", "-i", action="append", type=name_value, default=[], metavar="NAME=PATH")
+    repl.add_argument("--ref", "-r", action="append", type=name_value, default=[], metavar="NAME=PATH")
     from asaql.cli import extra_commands
 
     extra_commands.register(sub)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from asaql.cli.main import name_value
 from asaql.errors import AsaqlError
 
 __all__ = ["COMMANDS"]
@@ -24,13 +25,6 @@ __all__ = ["COMMANDS"]
 EXIT_PASSED = 0
 EXIT_FAILED = 1  # the CI/CD tool exits -2
 EXIT_ERROR = 2  # the CI/CD tool exits -1
-
-
-def _pair(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def _project_arg(parser: argparse.ArgumentParser) -> None:
@@ -100,13 +94,13 @@ def configure_localrun(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputPath", "--output-dir", dest="output_path", metavar="DIR",
                         help="folder for one <alias>.json per output "
                              "(default: LocalRunOutputs/<yyyyMMddHHmmss>/ in the project)")
-    parser.add_argument("--input", "-i", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    parser.add_argument("--input", "-i", action="append", type=name_value, default=[], metavar="NAME=PATH",
                         help="data for an input, replacing its local mock (repeatable)")
-    parser.add_argument("--ref", "-r", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    parser.add_argument("--ref", "-r", action="append", type=name_value, default=[], metavar="NAME=PATH",
                         help="reference data for an input (repeatable)")
-    parser.add_argument("--output", "-o", action="append", type=_pair, default=[], metavar="NAME=PATH",
+    parser.add_argument("--output", "-o", action="append", type=name_value, default=[], metavar="NAME=PATH",
                         help="where one output goes instead ('-' is stdout)")
-    parser.add_argument("--format", action="append", type=_pair, default=[], metavar="NAME=FORMAT",
+    parser.add_argument("--format", action="append", type=name_value, default=[], metavar="NAME=FORMAT",
                         help="format of an --input/--output when the extension does not tell")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary")
 
