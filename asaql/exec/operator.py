@@ -63,6 +63,8 @@ class Metrics:
     dropped: dict[str, int] = field(default_factory=dict)
     adjusted: dict[str, int] = field(default_factory=dict)
     endpoints: dict[str, Any] = field(default_factory=dict)
+    #: event-time progress: the lowest watermark the outputs have passed (None before any)
+    watermark: dt.datetime | None = None
 
     def add(self, table: dict[str, int], key: str, n: int) -> None:
         table[key] = table.get(key, 0) + n

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from asaql.exec.operator import TS, ExecContext, Item
+from asaql.exec.operator import TS, ExecContext, Item, Watermark
 
 __all__ = ["pull", "strip_internal"]
 
@@ -24,6 +24,7 @@ def strip_internal(batch: pa.RecordBatch) -> pa.RecordBatch:
 def pull(outputs: list[tuple[str, Iterator[Item]]], ctx: ExecContext) -> Iterator[tuple[str, pa.RecordBatch]]:
     """Yield (output name, batch) as results are produced, pulling outputs in turn."""
     live = [(name, iter(it)) for name, it in outputs]
+    marks: dict[int, Watermark] = {}
     while live:
         still: list[tuple[str, Iterator[Item]]] = []
         for name, it in live:
@@ -31,6 +32,11 @@ def pull(outputs: list[tuple[str, Iterator[Item]]], ctx: ExecContext) -> Iterato
             if item is None:
                 continue
             still.append((name, it))
+            if isinstance(item, Watermark):
+                marks[id(it)] = item
+                if len(marks) == len(outputs):
+                    ctx.metrics.watermark = min(m.time for m in marks.values())
+                continue
             if isinstance(item, pa.RecordBatch) and item.num_rows:
                 ctx.metrics.add(ctx.metrics.events_out, name, item.num_rows)
                 yield name, item

@@ -31,6 +31,7 @@ class EndpointMetrics:
         self.failed_events = 0
         self.retries = 0
         self.cache_hits = 0
+        self.in_flight = 0  # requests being encoded or on the wire now (shown by the progress line)
         self._latencies: deque[float] = deque(maxlen=_SAMPLES)
         self._lock = threading.Lock()
 

@@ -383,6 +383,7 @@ class _Run:
             else:
                 self.pending[0] = (slot, stop)
         request = _Request(parts, rows)
+        self.scorer.metrics.in_flight = len(self.in_flight) + 1  # before the worker can start
         future = self.scorer._pool.submit(self.scorer._caller.score, rows)
         self.in_flight[future] = request
         future.add_done_callback(self._done)
@@ -397,6 +398,7 @@ class _Run:
 
     def _complete(self, future: Future[list[Any]]) -> None:
         request = self.in_flight.pop(future, None)
+        self.scorer.metrics.in_flight = len(self.in_flight)
         if request is None or future.cancelled():
             return
         try:

@@ -95,3 +95,25 @@ def test_plan_never_shows_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     s = session(scoring_handler([]), monkeypatch)
     text = s.compile(UDF_QUERY).explain()
     assert "MLScore" in text and KEY not in text
+
+
+def test_progress_sees_requests_in_flight_and_the_watermark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the live progress line reads: requests on the wire during a call, and the event-time
+    watermark the outputs have passed (the end of time once a finite input is done)."""
+    seen_in_flight: list[int] = []
+    holder: dict[str, object] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ctx = holder["ctx"]
+        seen_in_flight.append(ctx.metrics.endpoints["score"].in_flight)  # type: ignore[attr-defined]
+        rows = json.loads(request.content)["data"]
+        return httpx.Response(200, json=[{"prediction": 1.0} for _ in rows])
+
+    s = session(handler, monkeypatch)
+    job = s.compile(UDF_QUERY)
+    ctx = job.context()
+    holder["ctx"] = ctx
+    job.run(ctx=ctx)
+    assert seen_in_flight and all(n >= 1 for n in seen_in_flight)
+    assert ctx.metrics.endpoints["score"].in_flight == 0
+    assert ctx.metrics.watermark is not None and ctx.metrics.watermark.year == 9999
