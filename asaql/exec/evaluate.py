@@ -195,6 +195,8 @@ def struct_field(col: pa.Array, name: str, length: int) -> pa.Array:
         idx = _struct_index(col.type, name)
         if idx < 0:
             return pa.nulls(length)
+        if col.null_count == 0:
+            return col.field(idx)  # same values; no kernel call (the usual case: scan records)
         return pc.struct_field(col, [idx])
     if is_variant(col.type):
         lowered = name.lower()
