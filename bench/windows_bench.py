@@ -116,10 +116,11 @@ def timed(fn, *args) -> tuple[float, int]:  # type: ignore[no-untyped-def]
 
 
 def peak_rss(path: Path) -> float:
-    """Peak RSS (MiB) of a fresh interpreter running query (a) on ``path``."""
-    code = (f"import sys, resource; sys.path.insert(0, {str(ROOT)!r}); import windows_bench as b; "
+    """Peak RSS (MiB) of a fresh interpreter running query (a) on ``path``: VmHWM of the
+    child (its ru_maxrss would include the parent's peak, inherited at fork on Linux)."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import windows_bench as b; "
             f"from pathlib import Path; b.run_asaql(Path({str(path)!r}), b.TUMBLING); "
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            f"print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 

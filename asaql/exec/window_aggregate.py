@@ -77,6 +77,7 @@ class WindowAggregateOperator:
         self.has_values = not all(self.partial)
         self.gids: dict[tuple[Any, ...], int] = {}
         self.gid_info: dict[int, tuple[tuple[Any, ...], int]] = {}  # gid -> (key tuple, end)
+        self.by_end: dict[int, list[int]] = {}  # window end -> gids (a flush visits ends, not groups)
         self.key_tables: list[pa.Table] = []
         self.next_gid = 0
         self.watermark = np.iinfo(np.int64).min
@@ -184,6 +185,7 @@ class WindowAggregateOperator:
                 self.next_gid += 1
                 self.gids[hkey] = gid
                 self.gid_info[gid] = (hkey, int(hkey[1]))
+                self.by_end.setdefault(int(hkey[1]), []).append(gid)
                 fresh.append(i)
             gids[i] = gid
         if fresh:
@@ -306,10 +308,10 @@ class WindowAggregateOperator:
             if w in self.buffers:
                 self._release(w, window, wm)
         self.watermark = max(self.watermark, wm)
-        closed = [(end, gid) for gid, (_, end) in self.gid_info.items() if end <= wm]
-        if not closed:
+        due = sorted(end for end in self.by_end if end <= wm)
+        if not due:
             return None
-        closed.sort()
+        closed = [(end, gid) for end in due for gid in self.by_end.pop(end)]
         gids = np.array([g for _, g in closed], np.int64)
         ends = np.array([e for e, _ in closed], np.int64)
         for gid in gids.tolist():
