@@ -2,8 +2,9 @@
 
 Reading JSON lines (the hot path)
 ---------------------------------
-The file is read in chunks of ``chunk_bytes`` (2 MiB) cut after the last newline, so memory is
-bounded whatever the file size. Each chunk goes to pyarrow's C++ JSON reader
+The file is read in chunks of ``chunk_bytes`` (8 MiB; the first one 1 MiB, since it is parsed
+alone to learn the schema) cut after the last newline, so memory is bounded whatever the file
+size; a chunk becomes one batch of ~50k events, so per-batch costs downstream stay small. Each chunk goes to pyarrow's C++ JSON reader
 (``pyarrow.json.read_json``) as ONE block, and up to ``workers`` chunks are parsed at once on a
 small thread pool (pyarrow releases the GIL); results and data errors come out in file order.
 One block per call is deliberate: pyarrow 26 can crash the process (SIGSEGV) when two blocks of
@@ -66,7 +67,8 @@ __all__ = ["JsonLinesSink", "JsonSource", "encode_lines"]
 
 ErrorHandler = Callable[[DataError], None]
 
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 8 << 20
+FIRST_CHUNK_BYTES = 1 << 20
 WORKERS = min(4, os.cpu_count() or 1)
 #: threads encoding one large output batch (measured to hurt on a busy 2-core machine)
 SINK_WORKERS = WORKERS if (os.cpu_count() or 1) >= 4 else 1
@@ -231,6 +233,25 @@ def _reorder(table: pa.Table, order: dict[str, int]) -> pa.Table:
 # --------------------------------------------------------------------------- chunk parsing
 
 
+def _count_lines(block: bytes) -> int:
+    """Newlines in ``block`` (numpy: ~5x faster than ``bytes.count`` on megabytes)."""
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
+
+
+def _mentions(chunk: bytes, names: Sequence[str]) -> bool:
+    """Whether ``"name"`` occurs in the chunk, ASCII letter case ignored (as ``chunk.lower()``
+    would find it; RE2 may also fold other Latin-1 letters, which only means a re-read). Runs
+    in C++ without the GIL instead of lowering a copy of the chunk."""
+    data = pa.array([chunk], pa.binary())
+    for name in names:
+        if pc.any(pc.match_substring(data, f'"{name}"', ignore_case=True)).as_py():
+            return True
+    return False
+
+
+
 class _ChunkParser:
     """Turns newline-aligned chunks of JSON lines into Arrow tables; keeps what it learned."""
 
@@ -324,10 +345,8 @@ class _ChunkParser:
             return self._project(table)
         known_lower = {n.lower() for n, f in known.items() if not pa.types.is_null(f.type)}
         unknown = [w for w in self.want if w not in known_lower]
-        if unknown:
-            lowered = chunk.lower()
-            if any(b'"' + w.encode() + b'"' in lowered for w in unknown):
-                return None  # a requested field shows up: learn its type
+        if unknown and _mentions(chunk, unknown):
+            return None  # a requested field shows up: learn its type
         fields = [f for f in known.values() if not pa.types.is_null(f.type)]
         return self._read(chunk, pa.schema(fields), "ignore")
 
@@ -434,10 +453,11 @@ class JsonSource:
                 self._owned = open(self.path, "rb")  # noqa: SIM115
         return self._owned
 
-    def _read_some(self, f: Any) -> bytes:
+    def _read_some(self, f: Any, first: bool = False) -> bytes:
+        size = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
         if self.follow and hasattr(f, "read1"):
-            return f.read1(self.chunk_bytes)
-        return f.read(self.chunk_bytes)
+            return f.read1(size)
+        return f.read(size)
 
     def close(self) -> None:
         self._closed.set()
@@ -456,7 +476,7 @@ class JsonSource:
         first = True
         while not self._closed.is_set():
             try:
-                data = self._read_some(f)
+                data = self._read_some(f, first)
             except ValueError:  # closed under us
                 return
             if not data:
@@ -479,7 +499,7 @@ class JsonSource:
                 continue
             block, buf = buf[: cut + 1], buf[cut + 1 :]
             yield block, line0
-            line0 += block.count(b"\n")
+            line0 += _count_lines(block)
         if buf.strip() and not self._closed.is_set():
             yield buf, line0
 
@@ -632,8 +652,7 @@ class JsonLinesSink:
         else:
             self._f.write(_buffer_of(encode_lines(batch)))
         self.rows += n
-        if not self._owned:
-            self._f.flush()
+        self._f.flush()  # per batch, so a live run's results reach the file as they are made
 
     def close(self) -> None:
         if self._pool is not None:
