@@ -159,8 +159,10 @@ def _input(name: str, spec: Any, base: Path, where: Path) -> InputDecl:
     if kind not in ("stream", "reference", "ml"):
         raise ConfigError(f"{where}: inputs.{name}.kind must be stream, reference or ml, got {kind!r}")
     decl = InputDecl(name=name, kind=kind, format=spec.get("format"))
-    if kind == "ml":
+    if kind == "ml":  # inline endpoint fields, or a definition file plus overrides
         decl.endpoint = {k: v for k, v in spec.items() if k != "kind"}
+        if "file" in decl.endpoint:
+            decl.endpoint["file"] = str(base / decl.endpoint["file"])
         return decl
     p = spec.get("path")
     if not isinstance(p, str):

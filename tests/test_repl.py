@@ -320,3 +320,34 @@ def test_saved_job_reads_back(tmp_path: Path) -> None:
     assert raw["query_text"].strip() == query
     assert raw["inputs"]["events"] == {"path": "data/e.jsonl"}
     assert raw["inputs"]["my devices"] == {"path": "/elsewhere/d.csv", "kind": "reference", "format": "csv"}
+
+
+@pytest.mark.parametrize("form", ["function", "ml"])
+def test_ml_endpoint_in_the_repl_is_saved_into_the_job(tmp_path: Path, form: str) -> None:
+    """Explore, add an ML endpoint (.function for udf.NAME, .ml for the seed JOIN form), run a
+    query with it, .save it as a job, and `asaql run` the job: the same rows come out."""
+    events = Path(__file__).resolve().parent.parent / "examples" / "seed" / "iot_data.jsonl"
+    (tmp_path / "model.json").write_text('{"url": "python:asaql.ml.server:anomaly_model", "protocol": "python"}')
+    if form == "function":
+        declare = ".function score model.json"
+        query = ("WITH m AS (SELECT deviceId, temperature, humidity FROM iot WHERE temperature IS NOT NULL) "
+                 "SELECT deviceId, udf.score(m).prediction AS p FROM m;")
+    else:
+        declare = ".ml score model.json"
+        query = ("SELECT iot.deviceId, r.prediction AS p FROM iot "
+                 "JOIN score INTO (deviceId nvarchar(max), temperature float, humidity float) AS x "
+                 "ON iot.deviceId = x.deviceId AND iot.temperature = x.temperature AND iot.humidity = x.humidity "
+                 "CROSS APPLY GetRecordProperties(score) AS r WHERE iot.temperature IS NOT NULL;")
+    script = "\n".join([f".input iot {events}", declare, query, ".save job.toml"]) + "\n"
+    env = {**os.environ, "ASAQL_HISTORY": ""}
+    repl = subprocess.run([sys.executable, "-m", "asaql", "repl"], input=script, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120, env=env)
+    assert repl.returncode == 0, repl.stderr
+    rows = [json.loads(line) for line in repl.stdout.splitlines()]
+    assert len(rows) == 8 and all(0 <= r["p"] <= 1 for r in rows)
+    job = tomllib.loads((tmp_path / "job.toml").read_text())
+    assert (job["functions"]["score"] if form == "function" else job["inputs"]["score"])["file"] == "model.json"
+    again = subprocess.run([sys.executable, "-m", "asaql", "run", "job.toml", "--quiet"], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(line) for line in again.stdout.splitlines()] == rows

@@ -71,6 +71,7 @@ class Repl:
         self.session = Session()
         self.session.report = lambda message: self.err.print(message, markup=False)
         self.inputs: dict[str, InputRef] = {}
+        self.endpoints: dict[str, tuple[str, str]] = {}  # name -> (kind, definition file)
         self.output_format = output_format
         self.max_rows = _env_int("ASAQL_MAX_ROWS", DEFAULT_MAX_ROWS)
         self.last_query: str | None = None
@@ -114,6 +115,15 @@ class Repl:
             self.error(exc, None if text.lstrip().startswith(".") else _query_text(text))
 
     # ------------------------------------------------------------------ inputs
+
+    def add_endpoint(self, name: str, path: str, *, kind: str) -> None:
+        """``.function`` (udf.NAME) or ``.ml`` (the seed JOIN form): a definition file."""
+        if kind == "function":
+            self.session.add_function(name, path)
+        else:
+            self.session.add_ml_input(name, {"file": path})
+        self.endpoints[name] = (kind, str(Path(path).resolve()))
+        self.note(f"{'udf.' + name if kind == 'function' else name}: endpoint from {path}")
 
     def add_input(self, name: str, path: str, *, reference: bool = False, format: str | None = None,
                   quiet: bool = False) -> None:
@@ -292,7 +302,8 @@ class Repl:
 
             raise UsageError("nothing to save yet: run a query first")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(job_toml(self.last_query, list(self.inputs.values()), path.parent), encoding="utf-8")
+        text = job_toml(self.last_query, list(self.inputs.values()), path.parent, self.endpoints)
+        path.write_text(text, encoding="utf-8")
         self.note(f"saved {path}: run it with  asaql run {path}")
 
 
@@ -352,8 +363,10 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def job_toml(query: str, inputs: list[InputRef], base: Path) -> str:
-    """An asaql job file (TOML) with ``query`` inline and the inputs' paths relative to ``base``.
+def job_toml(query: str, inputs: list[InputRef], base: Path,
+             endpoints: dict[str, tuple[str, str]] | None = None) -> str:
+    """An asaql job file (TOML) with ``query`` inline and the inputs' paths relative to ``base``;
+    ``endpoints`` (name -> (kind, definition file)) become ``[functions.*]`` or ML inputs.
 
     >>> print(job_toml("SELECT a FROM t", [InputRef("t", "/d/t.jsonl", "stream")], Path("/d")))
     # An asaql job written by the REPL's .save; run it with: asaql run <this file>
@@ -377,6 +390,10 @@ def job_toml(query: str, inputs: list[InputRef], base: Path) -> str:
             lines.append(f'kind = "{ref.kind}"')
         if ref.format:
             lines.append(f"format = {_toml_str(ref.format)}")
+    for name, (kind, file) in (endpoints or {}).items():
+        table = f"functions.{_toml_key(name)}" if kind == "function" else f"inputs.{_toml_key(name)}"
+        lines += ["", f"[{table}]"] + (['kind = "ml"'] if kind == "ml" else [])
+        lines.append(f"file = {_toml_str(_rel(file, base))}")
     text = "\n".join(lines) + "\n"
     tomllib.loads(text)  # what we write must read back
     return text

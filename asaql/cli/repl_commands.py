@@ -132,6 +132,18 @@ def _input(repl: Repl, args: list[str], rest: str) -> None:
     repl.add_input(plain[0], plain[1], reference=ref, format=fmt)
 
 
+@command(".function", "NAME FILE", "declare udf.NAME: an ML function definition (ARM/REST or asaql JSON)")
+def _function(repl: Repl, args: list[str], rest: str) -> None:
+    _need(args, 2, ".function")
+    repl.add_endpoint(args[0], args[1], kind="function")
+
+
+@command(".ml", "NAME FILE", "an ML endpoint used as a reference input (JOIN NAME INTO (...))")
+def _ml(repl: Repl, args: list[str], rest: str) -> None:
+    _need(args, 2, ".ml")
+    repl.add_endpoint(args[0], args[1], kind="ml")
+
+
 @command(".schema", "NAME", "fields and ASA types inferred from an input's first events")
 def _schema(repl: Repl, args: list[str], rest: str) -> None:
     _need(args, 1, ".schema")
