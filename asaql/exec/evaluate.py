@@ -232,7 +232,38 @@ def _cast(expr: bx.CastExpr, env: Env) -> Value:
     from asaql.functions.conversion import cast
 
     value = _as_array(_eval(expr.expr, env), env.length)
+    if len(value) >= _DISTINCT_MIN_ROWS and (pa.types.is_string(value.type) or pa.types.is_large_string(value.type)):
+        converted = _cast_distinct(value, expr)
+        if converted is not None:
+            return converted
     return cast(value, expr.type_name, try_=expr.try_)
+
+
+_DISTINCT_MIN_ROWS = 4096
+_DISTINCT_SAMPLE = 1024
+
+
+def _cast_distinct(value: pa.Array, expr: bx.CastExpr) -> pa.Array | None:
+    """CAST of text with few distinct values (typically reference data repeated per event, as
+    in ``CAST(d.maxTemp AS float)``): convert each distinct value once, then ``take``.
+
+    Exact, because a conversion depends on the value only. None (the caller converts row by
+    row) when the sample looks mostly distinct, or when a CAST fails: the per-row path then
+    names the first failing row.
+    """
+    from asaql.functions.conversion import cast
+
+    if pc.count_distinct(value.slice(0, _DISTINCT_SAMPLE)).as_py() * 4 > _DISTINCT_SAMPLE:
+        return None
+    encoded = pc.dictionary_encode(value)  # NULL -> NULL index -> NULL after take
+    distinct = encoded.dictionary
+    if len(distinct) * 4 > len(value):
+        return None
+    try:
+        converted = cast(distinct, expr.type_name, try_=expr.try_)
+    except ExecutionError:
+        return None
+    return converted.take(encoded.indices)
 
 
 def _func(expr: bx.FuncCall, env: Env) -> Value:

@@ -23,6 +23,7 @@ end), in order of window end, then first appearance of the group.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,22 @@ class WindowAggregateOperator:
                                                    if isinstance(w.spec, tw.Session | tw.Sliding)}
         self.session_carry: dict[Any, tuple[int, int]] = {}
         self.session_serial = 0
+        # Partial-only aggregates keep their state as one Arrow table of partial rows, one row
+        # per open (window, end, start, keys) group, merged with each batch's partials by a
+        # group_by over both: no per-group Python bookkeeping. Value-keeping aggregates
+        # (percentiles, Collect, ...) use gids (above) instead.
+        self.table_state = not self.has_values
+        self.state: pa.Table | None = None
+        self.group_cols = _GROUP_COLS + [key_column(i) for i in range(len(node.keys))]
+        self.state_cols: list[list[str]] = []
+        self.merge_aggs: list[tuple[str, str, Any]] = []
+        for j, acc in enumerate(self.accs):
+            cols = []
+            if isinstance(acc, PartialAccumulator):
+                for u, (fn, opts) in enumerate(acc.merges):
+                    cols.append(f"p{j}_{u}")
+                    self.merge_aggs.append((f"p{j}_{u}", fn, opts))
+            self.state_cols.append(cols)
 
     def __iter__(self) -> Iterator[Item]:
         for item in self.child:
@@ -107,7 +124,10 @@ class WindowAggregateOperator:
             if w in self.buffers:
                 self._buffer(w, window, batch, ts, keys, inputs)
                 continue
-            rows, ends = window.spec.assign(ts)  # type: ignore[union-attr]
+            spec = window.spec
+            if self.table_state and isinstance(spec, tw.Hopping) and self._panes(w, spec, ts, keys, inputs):
+                continue
+            rows, ends = spec.assign(ts)  # type: ignore[union-attr]
             late = ends <= self.watermark
             if late.any():
                 self.ctx.metrics.add(self.ctx.metrics.dropped, "late_for_window", int(late.sum()))
@@ -160,6 +180,9 @@ class WindowAggregateOperator:
         table = pa.table(cols)
         group_cols = _GROUP_COLS + [key_column(i) for i in range(len(keys))]
         result = table.group_by(group_cols, use_threads=False).aggregate(aggs)
+        if self.table_state:
+            self._fold(self._as_state(result, names))
+            return
         gids = self._gids(result, group_cols)
         for j, acc in enumerate(self.accs):
             if self.partial[j]:
@@ -171,6 +194,77 @@ class WindowAggregateOperator:
             for j, acc in enumerate(self.accs):
                 if not self.partial[j]:
                     acc.absorb_rows(row_gid, [pick(a) for a in inputs[j]])  # type: ignore[attr-defined]
+
+    def _panes(self, w: int, spec: tw.Hopping, ts: np.ndarray, keys: list[pa.Array],
+               inputs: list[list[pa.Array]]) -> bool:
+        """Hopping windows by panes: aggregate each event once into its pane (a tumbling window
+        of gcd(size, hop), aligned like the windows), then give each pane's partial row to the
+        size/hop windows that contain the pane, merged into the state. A window's ends lie on
+        the pane grid, so a pane (P - p, P] lies wholly inside exactly the windows ending in
+        [P, P + size), the windows of its events. False (nothing done) when some membership is
+        late: the per-event path drops and counts those."""
+        first = -((-(ts - spec.offset)) // spec.hop) * spec.hop + spec.offset
+        if len(ts) == 0 or int(first.min()) <= self.watermark:
+            return False
+        pane = math.gcd(spec.size, spec.hop)
+        pane_ends = tw.Tumbling(pane, spec.offset).ends(ts)
+        n = len(ts)
+        cols: dict[str, pa.Array] = {
+            "__w": pa.array(np.full(n, w, np.int32)),
+            "__end": pa.array(pane_ends, pa.int64()),
+            "__start": pa.array(np.zeros(n, np.int64)),
+        }
+        for i, k in enumerate(keys):
+            cols[key_column(i)] = k
+        aggs, names = self._update_aggs(cols, inputs, n, None)
+        result = pa.table(cols).group_by(self.group_cols, use_threads=False).aggregate(aggs)
+        partials = self._as_state(result, names)
+        rows, ends = spec.assign(partials.column("__end").to_numpy())
+        partials = partials.take(pa.array(rows, pa.int64())).set_column(
+            1, "__end", pa.array(ends, pa.int64()))
+        self._fold(partials, unique=False)
+        return True
+
+    def _update_aggs(self, cols: dict[str, pa.Array], inputs: list[list[pa.Array]], n: int,
+                     take: pa.Array | None) -> tuple[list[tuple[Any, str, Any]], list[list[str]]]:
+        aggs: list[tuple[Any, str, Any]] = []
+        names: list[list[str]] = []
+        for j, acc in enumerate(self.accs):
+            assert isinstance(acc, PartialAccumulator)
+            out_names = []
+            for u, (idx, fn, opts) in enumerate(acc.updates):
+                col = f"p{j}_{u}"
+                if idx is None:
+                    cols[col] = pa.nulls(n, pa.int8())
+                else:
+                    cols[col] = inputs[j][idx] if take is None else inputs[j][idx].take(take)
+                aggs.append((col, fn, opts))
+                out_names.append(f"{col}_{fn}")
+            names.append(out_names)
+        return aggs, names
+
+    def _as_state(self, result: pa.Table, names: list[list[str]]) -> pa.Table:
+        """A group_by result as state rows: group columns, then partials ``p{j}_{u}``."""
+        columns = [result.column(c) for c in self.group_cols]
+        out_names = list(self.group_cols)
+        for j, cols in enumerate(names):
+            for u, c in enumerate(cols):
+                columns.append(result.column(c))
+                out_names.append(f"p{j}_{u}")
+        return pa.table(columns, names=out_names)
+
+    def _fold(self, partials: pa.Table, unique: bool = True) -> None:
+        """Merge partial rows into the state (one row per open group); ``unique``: the
+        partial rows are one per group already."""
+        if partials.num_rows == 0:
+            return
+        if unique and (self.state is None or self.state.num_rows == 0):
+            self.state = partials
+            return
+        both = partials if self.state is None else concat_tables([self.state, partials])
+        merged = both.group_by(self.group_cols, use_threads=False).aggregate(self.merge_aggs)
+        self.state = self._as_state(merged, [[f"{c}_{fn}" for c, fn, _ in self.merge_aggs
+                                              if c.startswith(f"p{j}_")] for j in range(len(self.accs))])
 
     def _gids(self, result: pa.Table, group_cols: list[str]) -> np.ndarray:
         """Global group id per row of a per-batch group_by result; new groups are registered
@@ -308,6 +402,8 @@ class WindowAggregateOperator:
             if w in self.buffers:
                 self._release(w, window, wm)
         self.watermark = max(self.watermark, wm)
+        if self.table_state:
+            return self._flush_state(wm)
         due = sorted(end for end in self.by_end if end <= wm)
         if not due:
             return None
@@ -317,17 +413,39 @@ class WindowAggregateOperator:
         for gid in gids.tolist():
             hkey, _ = self.gid_info.pop(gid)
             del self.gids[hkey]
-        names: list[str] = []
-        arrays: list[pa.Array] = []
         keys, window_idx = self._take_keys(gids)
-        for i, k in enumerate(keys):
-            names.append(key_column(i))
-            arrays.append(k)
+        return self._output(ends, window_idx, keys, [acc.evaluate(gids) for acc in self.accs])
+
+    def _flush_state(self, wm: int) -> pa.RecordBatch | None:
+        state = self.state
+        if state is None or state.num_rows == 0:
+            return None
+        end_col = state.column("__end")
+        if pc.min(end_col).as_py() > wm:
+            return None
+        due = pc.less_equal(end_col, wm)
+        closed = state.filter(due).combine_chunks()
+        rest = state.filter(pc.invert(due))
+        self.state = rest if rest.num_rows else None
+        ends = closed.column("__end").to_numpy()
+        window_idx = closed.column("__w").to_numpy()
+        keys = [closed.column(key_column(i)).combine_chunks() for i in range(len(self.node.keys))]
+        values = []
         for j, acc in enumerate(self.accs):
-            names.append(agg_column(j))
-            arrays.append(acc.evaluate(gids))
+            assert isinstance(acc, PartialAccumulator)
+            values.append(acc.finish([closed.column(c).combine_chunks() for c in self.state_cols[j]]))
+        return self._output(ends, window_idx, keys, values)
+
+    def _output(self, ends: np.ndarray, window_idx: np.ndarray, keys: list[pa.Array],
+                values: list[pa.Array]) -> pa.RecordBatch:
+        """Closed groups as an output batch: keys, aggregates, window id, window end."""
+        names = [key_column(i) for i in range(len(keys))] + [agg_column(j) for j in range(len(values))]
+        arrays: list[pa.Array] = list(keys) + list(values)
         ids = [w.id for w in self.node.windows]
-        id_values = pa.array([ids[i] for i in window_idx.tolist()], pa.string())
+        if len(ids) == 1:
+            id_values = pa.repeat(pa.scalar(ids[0], pa.string()), len(ends))
+        else:
+            id_values = pa.array([ids[i] for i in window_idx.tolist()], pa.string())
         names += [WINDOW_COLUMN, TS]
         arrays += [pa.StructArray.from_arrays([id_values], names=["Id"]),
                    pa.array(ends, pa.int64()).cast(DATETIME)]
