@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -351,3 +352,38 @@ def test_ml_endpoint_in_the_repl_is_saved_into_the_job(tmp_path: Path, form: str
                            text=True, cwd=tmp_path, timeout=120)
     assert again.returncode == 0, again.stderr
     assert [json.loads(line) for line in again.stdout.splitlines()] == rows
+
+
+def _transcripts() -> list[str]:
+    text = (ROOT / "docs" / "repl.md").read_text()
+    return re.findall(r"<!-- repl-transcript -->\s*```text\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("transcript", _transcripts())
+def test_docs_repl_transcript(transcript: str, tmp_path: Path) -> None:
+    """A transcript in docs/repl.md marked ``repl-transcript`` is replayed through the piped REPL:
+    the lines after the prompts are typed, the other lines are what must come out; a saved job
+    then runs to the same rows."""
+    lines = transcript.splitlines()
+    assert lines[0].startswith("$ asaql repl")
+    typed, expected, saved = [], [], None
+    for line in lines[1:]:
+        if line.startswith(("asaql> ", "  ...> ")):
+            command = line[7:]
+            if command.startswith(".save "):
+                saved = tmp_path / command.split()[1]
+                command = f".save {saved}"
+            typed.append(command)
+        else:
+            expected.append(line)
+    argv = [sys.executable, "-m", "asaql", *shlex.split(lines[0])[2:]]
+    env = {**os.environ, "ASAQL_HISTORY": ""}
+    res = subprocess.run(argv, input="\n".join(typed) + "\n", capture_output=True, text=True, cwd=ROOT,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == expected
+    if saved is not None:
+        again = subprocess.run([sys.executable, "-m", "asaql", "run", str(saved), "--quiet"], capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines() == expected
