@@ -12,7 +12,9 @@ stably sorted by partition (time order survives inside a partition), then
 * SUM/COUNT/AVG OVER: differences of prefix sums between the first row inside the duration
   (a ``searchsorted`` on partition*M + time) and the current row;
 * MIN/MAX OVER: a sparse table (range minimum query) over the same ranges;
-* ISFIRST: the first qualifying row of each (partition, interval), intervals ``(k*n, (k+1)*n]``.
+* ISFIRST: the first qualifying row of each (partition, interval), intervals ``(k*n, (k+1)*n]``;
+* TopOne / CollectTop / Collect OVER: the same ranges as SUM OVER, see
+  :mod:`asaql.exec.analytic_values`.
 
 The anomaly detectors are sequential models; their per-event loop is :func:`_anomaly`.
 
@@ -133,29 +135,32 @@ def _sorted_by_partition(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _History:
-    """Qualifying events of the last LIMIT DURATION: times, partitions, values."""
+    """Qualifying events of the last LIMIT DURATION: times, partitions and per-row columns."""
 
     def __init__(self) -> None:
         self.ts = np.empty(0, dtype=np.int64)
         self.pid = np.empty(0, dtype=np.int64)
-        self.values: pa.Array | None = None
+        self.columns: list[pa.Array] = []
 
-    def combined(self, ts: np.ndarray, pid: np.ndarray, when: np.ndarray, values: pa.Array | None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array | None, int]:
+    def combined(self, ts: np.ndarray, pid: np.ndarray, when: np.ndarray, columns: list[pa.Array]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[pa.Array], int]:
         m = len(self.ts)
         all_ts = np.concatenate([self.ts, ts])
         all_pid = np.concatenate([self.pid, pid])
         all_q = np.concatenate([np.ones(m, dtype=bool), when])
-        all_v = _concat(self.values, values) if values is not None else None
-        return all_ts, all_pid, all_q, all_v, m
+        old = self.columns or [None] * len(columns)
+        all_cols = [_concat(a, b) for a, b in zip(old, columns, strict=True)]
+        return all_ts, all_pid, all_q, all_cols, m
 
-    def keep(self, all_ts: np.ndarray, all_pid: np.ndarray, all_q: np.ndarray, all_v: pa.Array | None,
-             duration: int) -> None:
+    def keep(self, all_ts: np.ndarray, all_pid: np.ndarray, all_q: np.ndarray, all_cols: list[pa.Array],
+             duration: int) -> np.ndarray:
+        """Keep the qualifying rows no older than ``duration`` before the latest; returns the mask."""
         horizon = int(all_ts.max()) - duration if len(all_ts) else 0
         keep = all_q & (all_ts >= horizon)
         self.ts, self.pid = all_ts[keep], all_pid[keep]
-        if all_v is not None:
-            self.values = all_v.filter(pa.array(keep))
+        mask = pa.array(keep)
+        self.columns = [c.filter(mask) for c in all_cols]
+        return keep
 
 
 class _LagState:
@@ -168,8 +173,8 @@ class _LagState:
     def compute(self, call: AnalyticCall, batch: pa.RecordBatch, ts: np.ndarray, pid: np.ndarray,
                 when: np.ndarray, ctx: ExecContext) -> pa.Array:
         values = _value(call, batch, ctx)
-        all_ts, all_pid, all_q, all_v, m = self.history.combined(ts, pid, when, values)
-        assert all_v is not None
+        all_ts, all_pid, all_q, all_cols, m = self.history.combined(ts, pid, when, [values])
+        all_v = all_cols[0]
         order, starts = _sorted_by_partition(all_pid)
         q = all_q[order].astype(np.int64)
         before = np.cumsum(q) - q  # qualifying rows strictly before, in sorted order
@@ -194,7 +199,7 @@ class _LagState:
         src[rows] = np.where(found[cur], order[np.maximum(j[cur], 0)], 0)
         taken = all_v.take(pa.array(src)) if len(all_v) else pa.nulls(len(ts))
         result = _with_default(taken, hit, call, batch, ctx)
-        self.history.keep(all_ts, all_pid, all_q, all_v, call.duration_us or 0)
+        self.history.keep(all_ts, all_pid, all_q, all_cols, call.duration_us or 0)
         return result
 
 
@@ -231,7 +236,7 @@ class _AggState:
         kind, num, valid = _numeric(values, fn)
         numf = num.astype(np.float64)
         numf[~valid] = np.nan
-        all_ts, all_pid, all_q, _, m = self.history.combined(ts, pid, when, None)
+        all_ts, all_pid, all_q, _, m = self.history.combined(ts, pid, when, [])
         all_x = np.concatenate([self.values, numf])
         order, starts = _sorted_by_partition(all_pid)
         lo = _range_starts(all_ts[order], all_pid[order], starts, call.duration_us or 0)
@@ -255,9 +260,8 @@ class _AggState:
         empty = np.zeros(len(ts), dtype=bool)
         if fn != "count":
             empty[rows] = n_in[cur] == 0
-        horizon = int(all_ts.max()) - (call.duration_us or 0)
-        keep = all_q & (all_ts >= horizon)
-        self.history.ts, self.history.pid, self.values = all_ts[keep], all_pid[keep], all_x[keep]
+        keep = self.history.keep(all_ts, all_pid, all_q, [], call.duration_us or 0)
+        self.values = all_x[keep]
         return _to_arrow(res, empty, fn, kind, values.type)
 
 
@@ -384,7 +388,7 @@ class _AnomalyState:
     def compute(self, call: AnalyticCall, batch: pa.RecordBatch, ts: np.ndarray, pid: np.ndarray,
                 when: np.ndarray, ctx: ExecContext) -> pa.Array:
         values = _value(call, batch, ctx)
-        kind, num, valid = _numeric(values, "sum")
+        _kind, num, valid = _numeric(values, "sum")
         return _anomaly(self.models, call, ts, pid, when & valid, num.astype(np.float64))
 
 
@@ -423,4 +427,8 @@ def _state_for(call: AnalyticCall) -> Any:
         return _IsFirstState()
     if call.function in ("spikeanddip", "changepoint"):
         return _AnomalyState()
+    if call.function in ("topone", "collecttop", "collect"):
+        from asaql.exec.analytic_values import ValuesState
+
+        return ValuesState()
     return _AggState()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from asaql.plan import expr as bx
 from asaql.plan.logical import PlanNode
 
-__all__ = ["Analytic", "AnalyticCall", "TemporalJoin", "UNIT_US"]
+__all__ = ["UNIT_US", "Analytic", "AnalyticCall", "TemporalJoin"]
 
 #: The longest span of one datepart unit in microseconds (for state eviction; the exact bound
 #: test uses DATEDIFF itself).
@@ -76,7 +76,8 @@ class TemporalJoin(PlanNode):
 @dataclass(kw_only=True)
 class AnalyticCall:
     """One analytic call. ``function``: lag | last | isfirst | sum | avg | min | max | count |
-    spikeanddip | changepoint."""
+    topone | collecttop | collect | spikeanddip | changepoint. ``order_by``/``descending``:
+    the ``OVER (ORDER BY ...)`` of TopOne and CollectTop."""
 
     alias: str
     function: str
@@ -87,12 +88,14 @@ class AnalyticCall:
     offset: int = 1
     default: bx.BoundExpr | None = None
     interval_us: int = 0  # ISFIRST
-    params: tuple[object, ...] = ()  # anomaly detectors: confidence, history, mode
+    params: tuple[object, ...] = ()  # anomaly detectors: confidence, history, mode; CollectTop: n
+    order_by: tuple[bx.BoundExpr, ...] = ()
+    descending: tuple[bool, ...] = ()
     text: str = ""
 
     def expressions(self) -> list[bx.BoundExpr]:
         out = [e for e in (self.value, self.when, self.default) if e is not None]
-        return out + list(self.partition_by)
+        return out + list(self.partition_by) + list(self.order_by)
 
 
 @dataclass(kw_only=True)

@@ -71,20 +71,15 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     """Bind one SELECT; returns its plan and output column names (None when ``*`` is used)."""
     scope = Scope()
     udfs = _UdfCalls(ctx)
-    # analytic functions run first, over the statement's whole input (after its stream joins)
+    # analytic functions run first, over each stream input's events (placed once all is bound)
     analytic = analytic_.AnalyticCalls() if analytic_.uses_analytic(select) else None
-    joins = any(isinstance(c, ast.Join) for c in select.clauses)
     binder = ExprBinder(scope, ctx.diagnostics, strict=ctx.strict, udf_hook=udfs, analytic_hook=analytic)
     if select.match_recognize is not None:
         raise BindError("MATCH_RECOGNIZE is not supported yet", span=select.match_recognize.span,
                         code="not_supported")
-    node = from_.bind_source(select.source, scope, ctx, binder)
-    if analytic is not None and not joins:
-        node = analytic.place(node)
+    node = source = from_.bind_source(select.source, scope, ctx, binder)
     for clause in select.clauses:
         node = from_.bind_clause(clause, node, scope, ctx, binder)
-    if analytic is not None and joins:
-        node = analytic.place(node)
     if select.where is not None:
         predicate = binder.bind(select.where)
         node = _place_udfs(node, udfs.take())
@@ -95,7 +90,10 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     node = _place_udfs(node, udfs.take())
     _set_error_modes(node, [e for _, e in items])
     names = None if any(isinstance(e, bx.StarExpr) for _, e in items) else [n for n, _ in items]
-    return lp.Project(child=node, exprs=items, span=select.span), names
+    root: lp.PlanNode = lp.Project(child=node, exprs=items, span=select.span)
+    if analytic is not None:
+        root = analytic.place(root, source, scope)
+    return root, names
 
 
 def _item(item: ast.SelectItem, binder: ExprBinder, position: int) -> tuple[str, bx.BoundExpr]:
