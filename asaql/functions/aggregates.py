@@ -413,7 +413,7 @@ class Top(ValuesAccumulator):
             change[0] = True
         for col in [GID, *order_cols]:
             arr = rows.column(col).combine_chunks()
-            if n > 1:
+            if n > 1 and not pa.types.is_null(arr.type):  # an all-NULL column ties every row
                 same = pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False)
                 both_null = pc.and_(pc.is_null(arr.slice(1)), pc.is_null(arr.slice(0, n - 1)))
                 differs = ~(np.asarray(pc.or_(same, both_null)))
