@@ -193,6 +193,7 @@ class DataError(AsaqlError):
         field_name: str | None = None,
         code: str | None = None,
         span: Span | None = None,
+        event: int | None = None,
     ) -> None:
         where = []
         if input_name:
@@ -201,6 +202,8 @@ class DataError(AsaqlError):
             where.append(f"file {path}")
         if line is not None:
             where.append(f"line {line}")
+        elif event is not None:
+            where.append(f"event {event}")
         if field_name:
             where.append(f"field '{field_name}'")
         full = f"{message} ({', '.join(where)})" if where else message
@@ -209,6 +212,7 @@ class DataError(AsaqlError):
         self.path = path
         self.line = line
         self.field_name = field_name
+        self.event = event  # 1-based position of the event in its input, when the line is unknown
 
 
 class ExecutionError(AsaqlError):

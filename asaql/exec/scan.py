@@ -22,7 +22,7 @@ from asaql.exec.evaluate import evaluate
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
 from asaql.plan import logical as lp
 from asaql.time.watermark import ts_to_us
-from asaql.types import DATETIME
+from asaql.types import DATETIME, to_python
 
 __all__ = ["ScanOperator", "to_struct"]
 
@@ -55,6 +55,7 @@ class ScanOperator:
         self.ctx = ctx
         self.open_input = open_input
         self._key_ids: dict[object, int] = {}
+        self._seen = 0  # events read so far: data errors name the event's position in the input
 
     def __iter__(self) -> Iterator[Item]:
         if self.node.reference:
@@ -123,33 +124,37 @@ class ScanOperator:
         return list(cols) + extra
 
     def _prepare(self, raw: pa.RecordBatch) -> pa.RecordBatch:
-        raw = self._apply_schema(raw)
+        first = self._seen + 1
+        self._seen += raw.num_rows
+        events = np.arange(first, first + raw.num_rows)  # 1-based position of each event
+        raw, events = self._apply_schema(raw, events)
         raw = self._system_columns(raw)
         row = pa.RecordBatch.from_arrays([to_struct(raw)], names=[self.node.alias])
         ts = self._timestamps(row, raw)
         batch = pa.RecordBatch.from_arrays([row.column(0), ts], names=[self.node.alias, TS])
         if ts.null_count:
-            batch = self._drop_bad_timestamps(batch, ts)
+            batch, events = self._drop_bad_timestamps(batch, ts, events)
         if self.node.timestamp_over and batch.num_rows:
-            batch = self._drop_null_keys(batch)
+            batch = self._drop_null_keys(batch, events)
         return batch
 
-    def _drop_null_keys(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _drop_null_keys(self, batch: pa.RecordBatch, events: np.ndarray) -> pa.RecordBatch:
         bad = pa.array([False] * batch.num_rows)
         for e in self.node.timestamp_over:
             bad = pc.or_(bad, pc.is_null(evaluate(e, batch, self.ctx)))
         if not pc.any(bad).as_py():
             return batch
-        for _ in pc.indices_nonzero(bad).to_pylist():
+        for i in pc.indices_nonzero(bad).to_pylist():
             self.ctx.data_error(DataError(
                 "TIMESTAMP BY ... OVER key is NULL (InvalidInputTimeStampKey)",
-                input_name=self.node.input_name, code="InvalidInputTimeStampKey"))
+                input_name=self.node.input_name, event=int(events[i]), code="InvalidInputTimeStampKey"))
         return batch.filter(pc.invert(bad))
 
-    def _apply_schema(self, raw: pa.RecordBatch) -> pa.RecordBatch:
-        """CREATE TABLE: convert each declared column; a row that does not convert is dropped."""
+    def _apply_schema(self, raw: pa.RecordBatch, events: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
+        """CREATE TABLE: convert each declared column; a row that does not convert is dropped,
+        reported once (for its first field that does not convert)."""
         if not self.node.schema or raw.num_rows == 0:
-            return raw
+            return raw, events
         from asaql.functions.conversion import cast
 
         keep = pa.array([True] * raw.num_rows)
@@ -162,16 +167,18 @@ class ScanOperator:
                 continue
             converted = cast(arrays[idx], type_name, try_=True)
             failed = pc.and_(pc.is_valid(arrays[idx]), pc.is_null(converted))
-            for row in pc.indices_nonzero(failed).to_pylist():
-                value = arrays[idx].slice(row, 1).to_pylist()[0]
+            for row in pc.indices_nonzero(pc.and_(failed, keep)).to_pylist():
+                value = to_python(arrays[idx].slice(row, 1))[0]
                 self.ctx.data_error(DataError(
                     f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
-                    input_name=self.node.input_name, line=None, field_name=col_name,
+                    input_name=self.node.input_name, event=int(events[row]), field_name=col_name,
                     code="TypeConversionError"))
             keep = pc.and_(keep, pc.invert(failed))
             arrays[idx] = converted
         out = pa.RecordBatch.from_arrays(arrays, names=names)
-        return out if pc.all(keep).as_py() else out.filter(keep)
+        if pc.all(keep).as_py():
+            return out, events
+        return out.filter(keep), events[np.asarray(keep)]
 
     def _system_columns(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         """Type EventEnqueuedUtcTime (the arrival time) as a datetime when the data has it."""
@@ -208,10 +215,13 @@ class ScanOperator:
                 return pc.fill_null(enq.cast(DATETIME), fallback)
         return pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), n)
 
-    def _drop_bad_timestamps(self, batch: pa.RecordBatch, ts: pa.Array) -> pa.RecordBatch:
+    def _drop_bad_timestamps(self, batch: pa.RecordBatch, ts: pa.Array,
+                             events: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
         bad = pc.is_null(ts)
-        for _ in pc.indices_nonzero(bad).to_pylist():
+        rows = pc.indices_nonzero(bad)
+        values = evaluate(self.node.timestamp_by, batch.take(rows), self.ctx).to_pylist()
+        for i, value in zip(rows.to_pylist(), values, strict=True):
             self.ctx.data_error(DataError(
-                f"TIMESTAMP BY {self.node.timestamp_by} is not a valid datetime (InvalidInputTimeStamp)",
-                input_name=self.node.input_name, code="InvalidInputTimeStamp"))
-        return batch.filter(pc.invert(bad))
+                f"TIMESTAMP BY {self.node.timestamp_by} is {value!r}, not a valid datetime (InvalidInputTimeStamp)",
+                input_name=self.node.input_name, event=int(events[i]), code="InvalidInputTimeStamp"))
+        return batch.filter(pc.invert(bad)), events[~np.asarray(bad)]
