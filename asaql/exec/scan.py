@@ -27,6 +27,7 @@ from asaql.types import DATETIME, to_python
 __all__ = ["ScanOperator", "to_struct"]
 
 ENQUEUED = "EventEnqueuedUtcTime"
+EARLY_ARRIVAL_US = 5 * 60 * 1_000_000  # ASA's fixed early-arrival window: 5 minutes
 PROCESSED = "EventProcessedUtcTime"
 PARTITION = "PartitionId"
 
@@ -69,6 +70,8 @@ class ScanOperator:
         for raw in self.open_input(name, self._columns()):
             metrics.add(metrics.events_in, name, raw.num_rows)
             batch, arrival = self._prepare_with_arrival(raw)
+            if arrival is not None:
+                batch, arrival = self._drop_early(batch, arrival)
             if not batch.num_rows:
                 continue
             released = orderer.push(batch, ts_to_us(batch.column(TS)), arrival, self._keys(batch))
@@ -104,6 +107,19 @@ class ScanOperator:
             return batch, None
         enq = pc.coalesce(enq.cast(DATETIME), batch.column(TS))
         return batch, ts_to_us(enq)
+
+    def _drop_early(self, batch: pa.RecordBatch, arrival: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
+        """ASA's early-arrival window: an event whose time is more than 5 minutes after its
+        arrival time (EventEnqueuedUtcTime) is dropped and reported (EarlyInputEvent)."""
+        early = ts_to_us(batch.column(TS)) > arrival + EARLY_ARRIVAL_US
+        n = int(early.sum())
+        if not n:
+            return batch, arrival
+        name = self.node.input_name
+        self.ctx.metrics.add(self.ctx.metrics.dropped, name, n)
+        self.ctx.report(f"warning: input '{name}': dropped {n} event(s) whose time is more than 5 minutes "
+                        "after their arrival time (EarlyInputEvent)")
+        return batch.filter(pa.array(~early)), arrival[~early]
 
     def _keys(self, batch: pa.RecordBatch) -> np.ndarray | None:
         """``TIMESTAMP BY ... OVER k``: a stable id per distinct key tuple."""
