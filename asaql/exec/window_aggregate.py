@@ -93,6 +93,12 @@ class WindowAggregateOperator:
         self.table_state = not self.has_values
         self.state: pa.Table | None = None
         self.group_cols = _GROUP_COLS + [key_column(i) for i in range(len(node.keys))]
+        # what a group_by needs to group on: a window id only when there are several windows
+        # (one call of _group is always one window), a start only for session windows (the
+        # session serial; 0 otherwise); the constant columns are added to the result after
+        self.sessions = any(isinstance(w.spec, tw.Session) for w in node.windows)
+        self.batch_by = ["__end"] + (["__start"] if self.sessions else []) + self.group_cols[3:]
+        self.fold_by = (["__w"] if len(node.windows) > 1 else []) + self.batch_by
         self.state_cols: list[list[str]] = []
         self.merge_aggs: list[tuple[str, str, Any]] = []
         for j, acc in enumerate(self.accs):
@@ -153,11 +159,9 @@ class WindowAggregateOperator:
         def pick(a: pa.Array) -> pa.Array:
             return a if take is None else a.take(take)
 
-        cols: dict[str, pa.Array] = {
-            "__w": pa.array(np.full(n, w, np.int32)),
-            "__end": pa.array(ends, pa.int64()),
-            "__start": pa.array(starts, pa.int64()),
-        }
+        cols: dict[str, pa.Array] = {"__end": pa.array(ends, pa.int64())}
+        if self.sessions:
+            cols["__start"] = pa.array(starts, pa.int64())
         for i, k in enumerate(keys):
             cols[key_column(i)] = pick(k)
         aggs: list[tuple[Any, str, Any]] = []
@@ -178,12 +182,11 @@ class WindowAggregateOperator:
             cols["__row"] = pa.array(np.arange(n, dtype=np.int64))
             aggs.append(("__row", "list", None))
         table = pa.table(cols)
-        group_cols = _GROUP_COLS + [key_column(i) for i in range(len(keys))]
-        result = table.group_by(group_cols, use_threads=False).aggregate(aggs)
+        result = self._constants(table.group_by(self.batch_by, use_threads=False).aggregate(aggs), w)
         if self.table_state:
             self._fold(self._as_state(result, names))
             return
-        gids = self._gids(result, group_cols)
+        gids = self._gids(result, self.group_cols)
         for j, acc in enumerate(self.accs):
             if self.partial[j]:
                 acc.absorb(gids, [result.column(c).combine_chunks() for c in names[j]])  # type: ignore[attr-defined]
@@ -209,16 +212,14 @@ class WindowAggregateOperator:
         pane = math.gcd(spec.size, spec.hop)
         pane_ends = tw.Tumbling(pane, spec.offset).ends(ts)
         n = len(ts)
-        cols: dict[str, pa.Array] = {
-            "__w": pa.array(np.full(n, w, np.int32)),
-            "__end": pa.array(pane_ends, pa.int64()),
-            "__start": pa.array(np.zeros(n, np.int64)),
-        }
+        cols: dict[str, pa.Array] = {"__end": pa.array(pane_ends, pa.int64())}
+        if self.sessions:
+            cols["__start"] = pa.array(np.zeros(n, np.int64))
         for i, k in enumerate(keys):
             cols[key_column(i)] = k
         aggs, names = self._update_aggs(cols, inputs, n, None)
-        result = pa.table(cols).group_by(self.group_cols, use_threads=False).aggregate(aggs)
-        partials = self._as_state(result, names)
+        result = pa.table(cols).group_by(self.batch_by, use_threads=False).aggregate(aggs)
+        partials = self._as_state(self._constants(result, w), names)
         rows, ends = spec.assign(partials.column("__end").to_numpy())
         partials = partials.take(pa.array(rows, pa.int64())).set_column(
             1, "__end", pa.array(ends, pa.int64()))
@@ -253,6 +254,16 @@ class WindowAggregateOperator:
                 out_names.append(f"p{j}_{u}")
         return pa.table(columns, names=out_names)
 
+    def _constants(self, result: pa.Table, w: int) -> pa.Table:
+        """A group_by result with the group columns it was not grouped on: ``__w`` (the
+        window ``w``; only absent when that is the only window) and ``__start`` (0)."""
+        n = result.num_rows
+        if "__w" not in result.column_names:
+            result = result.append_column("__w", pa.array(np.full(n, w, np.int32)))
+        if "__start" not in result.column_names:
+            result = result.append_column("__start", pa.array(np.zeros(n, np.int64)))
+        return result
+
     def _fold(self, partials: pa.Table, unique: bool = True) -> None:
         """Merge partial rows into the state (one row per open group); ``unique``: the
         partial rows are one per group already."""
@@ -262,7 +273,7 @@ class WindowAggregateOperator:
             self.state = partials
             return
         both = partials if self.state is None else concat_tables([self.state, partials])
-        merged = both.group_by(self.group_cols, use_threads=False).aggregate(self.merge_aggs)
+        merged = self._constants(both.group_by(self.fold_by, use_threads=False).aggregate(self.merge_aggs), 0)
         self.state = self._as_state(merged, [[f"{c}_{fn}" for c, fn, _ in self.merge_aggs
                                               if c.startswith(f"p{j}_")] for j in range(len(self.accs))])
 

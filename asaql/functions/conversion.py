@@ -179,34 +179,67 @@ def _float_to_int(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return out, bad
 
 
-def _parse_datetime_strings(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """ISO-8601 text -> timestamp[us, UTC]; fast Arrow parse, per-value fallback."""
-    if len(arr) == 0:
-        return pa.array([], DATETIME), np.zeros(0, bool)
-    ns: pa.Array | None = None
+# the common ISO-8601 shapes, which Arrow's parser reads as Python does (the rest, and any
+# row Arrow refuses, e.g. 24:00:00 or a year outside 1677-2262, is parsed in Python)
+_ISO_ZONED = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
+_ISO_NAIVE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_US = dt.timedelta(microseconds=1)
+
+
+def _arrow_datetimes(arr: pa.Array) -> pa.Array | None:
+    """Arrow's ISO-8601 parse of every value as ``timestamp[us, UTC]`` (naive text is UTC),
+    or None when some value is refused."""
     try:
         ns = pc.cast(arr, pa.timestamp("ns", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         try:  # no offsets at all: naive text means UTC
             ns = pc.cast(pc.cast(arr, pa.timestamp("ns")), pa.timestamp("ns", tz="UTC"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            ns = None
-    if ns is not None:
-        out = pc.cast(ns, DATETIME, safe=False)
-        return out, np.zeros(len(arr), bool)
-    # slow path: mixed offsets / unusual forms / bad values
-    values: list[dt.datetime | None] = []
-    bad = np.zeros(len(arr), bool)
-    for i, s in enumerate(arr.to_pylist()):
-        if s is None:
-            values.append(None)
+            return None
+    as_int = ns.cast(pa.int64())
+    low = pc.min(as_int).as_py()
+    if low is None or low >= 0:
+        return pc.cast(ns, DATETIME, safe=False)
+    # before 1970 a cast truncates toward zero; the time is the microsecond at or before it
+    filled = pc.fill_null(as_int, 0).to_numpy()
+    mask = as_int.is_null().to_numpy(zero_copy_only=False) if as_int.null_count else None
+    return pa.array(np.floor_divide(filled, 1000), pa.int64(), mask=mask).cast(DATETIME)
+
+
+def _parse_datetime_strings(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """ISO-8601 text -> timestamp[us, UTC]: Arrow's parser for the whole array, else row by
+    row: the rows of the common shapes through Arrow (zoned and naive apart), the others
+    (and the rows of a shape Arrow refuses) in Python."""
+    n = len(arr)
+    if n == 0:
+        return pa.array([], DATETIME), np.zeros(0, bool)
+    whole = _arrow_datetimes(arr)
+    if whole is not None:
+        return whole, np.zeros(n, bool)
+    us = np.zeros(n, np.int64)
+    valid = np.zeros(n, bool)
+    todo = arr.is_valid().to_numpy(zero_copy_only=False).copy()
+    for shape in (_ISO_ZONED, _ISO_NAIVE):
+        match = pc.fill_null(pc.match_substring_regex(arr, shape), False).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(match & todo)
+        if not len(rows):
             continue
+        part = _arrow_datetimes(arr.take(pa.array(rows)))
+        if part is None:
+            continue
+        us[rows] = part.cast(pa.int64()).to_numpy()
+        valid[rows] = True
+        todo[rows] = False
+    bad = np.zeros(n, bool)
+    rest = np.flatnonzero(todo)
+    for i, text in zip(rest.tolist(), arr.take(pa.array(rest, pa.int64())).to_pylist(), strict=True):
         try:
-            values.append(parse_datetime_text(s.strip()))
+            us[i] = (parse_datetime_text(text.strip()) - _EPOCH) // _ONE_US
+            valid[i] = True
         except (ValueError, OverflowError):
-            values.append(None)
             bad[i] = True
-    return pa.array(values, DATETIME), bad
+    return pa.array(us, pa.int64(), mask=~valid).cast(DATETIME), bad
 
 
 def _format_datetimes(arr: pa.Array) -> pa.Array:

@@ -4,9 +4,14 @@ Reading JSON lines (the hot path)
 ---------------------------------
 The file is read in chunks of ``chunk_bytes`` (8 MiB; the first one 1 MiB, since it is parsed
 alone to learn the schema) cut after the last newline, so memory is bounded whatever the file
-size; a chunk becomes one batch of ~50k events, so per-batch costs downstream stay small. Each chunk goes to pyarrow's C++ JSON reader
+size; a chunk becomes one batch of ~50k events, so per-batch costs downstream stay small. A chunk
+is a view of the bytes as read (no copy): from a regular file the partial line after the cut is
+read again with the next chunk (a seek back), from a pipe or a compressed file it is carried over.
+Each chunk goes to pyarrow's C++ JSON reader
 (``pyarrow.json.read_json``) as ONE block, and up to ``workers`` chunks are parsed at once on a
-small thread pool (pyarrow releases the GIL); results and data errors come out in file order.
+small thread pool (pyarrow releases the GIL); results and data errors come out in file order
+(a worker counts its chunk's newlines and gives its errors' lines within the chunk; the reading
+thread adds the file line).
 One block per call is deliberate: pyarrow 26 can crash the process (SIGSEGV) when two blocks of
 one call infer conflicting list/record types, while inside one block it raises a clean error.
 No Python runs per event unless a chunk needs the fallback:
@@ -20,10 +25,13 @@ No Python runs per event unless a chunk needs the fallback:
   (types learned from the first chunk, matched case-insensitively) and
   ``unexpected_field_behavior='ignore'``: pyarrow skips the rest of each event. A requested field
   not seen yet is declared ``null``; when a chunk mentions its name, the chunk is re-inferred.
+  While every field seen so far is a requested one (nothing to skip), the known fields are read
+  with ``'infer'`` instead and any other field in the result means re-inferring the chunk, which
+  saves searching each chunk for the requested names not seen yet (e.g. EventEnqueuedUtcTime).
   pyarrow's 'ignore' applies at every level, so it would also drop a record's keys first seen
   in a later chunk: when a requested field is a record (or an array of records) every field is
-  parsed and the requested ones selected. Limitation: a second spelling (other letter case) of
-  a requested field whose first spelling is already known is not seen in this mode.
+  parsed and the requested ones selected. Limitation: while reading with ``'ignore'``, a second
+  spelling (other letter case) of a requested field whose first spelling is known is not seen.
 * A chunk pyarrow cannot read (a field whose type changes between events, malformed JSON, an
   integer beyond int64 — pyarrow would silently read it as a double) is read again in Python:
   ``json.loads`` per line, each bad line reported to ``on_error`` as
@@ -52,7 +60,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -61,7 +69,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from asaql.errors import DataError
-from asaql.io.formats import json_text, match_columns, rows_to_batch
+from asaql.io.formats import json_text, rows_to_batch
 
 __all__ = ["JsonLinesSink", "JsonSource", "encode_lines"]
 
@@ -233,18 +241,36 @@ def _reorder(table: pa.Table, order: dict[str, int]) -> pa.Table:
 # --------------------------------------------------------------------------- chunk parsing
 
 
-def _count_lines(block: bytes) -> int:
+#: a newline-aligned piece of the input: bytes, or a view of the buffer it was read into
+Chunk = bytes | memoryview
+#: what parsing a chunk gives: the data, (message, 0-based line in the chunk) per bad event,
+#: and the chunk's newline count
+Parsed = tuple[pa.Table | pa.RecordBatch | None, list[tuple[str, int]], int]
+
+
+def _count_lines(block: Chunk) -> int:
     """Newlines in ``block`` (numpy: ~5x faster than ``bytes.count`` on megabytes)."""
     import numpy as np
 
     return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
 
 
-def _mentions(chunk: bytes, names: Sequence[str]) -> bool:
+def _lead(chunk: Chunk) -> bytes:
+    """The chunk's first non-whitespace byte (empty when it is all whitespace)."""
+    view = memoryview(chunk)
+    for start in range(0, len(view), 1 << 16):
+        piece = bytes(view[start : start + (1 << 16)]).lstrip()
+        if piece:
+            return piece[:1]
+    return b""
+
+
+def _mentions(chunk: Chunk, names: Sequence[str]) -> bool:
     """Whether ``"name"`` occurs in the chunk, ASCII letter case ignored (as ``chunk.lower()``
     would find it; RE2 may also fold other Latin-1 letters, which only means a re-read). Runs
     in C++ without the GIL instead of lowering a copy of the chunk."""
-    data = pa.array([chunk], pa.binary())
+    offsets = pa.array([0, len(chunk)], pa.int32()).buffers()[1]
+    data = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(chunk)])
     for name in names:
         if pc.any(pc.match_substring(data, f'"{name}"', ignore_case=True)).as_py():
             return True
@@ -262,15 +288,19 @@ class _ChunkParser:
         self.fixed: dict[str, pa.Field] = {}  # no projection: fields forced (timestamps -> string)
         self.known: dict[str, pa.Field] = {}  # projection: learned types of requested fields
         self.order: dict[str, int] = {}
+        self.seen: frozenset[str] = frozenset()  # projection: every field name seen (lower case)
 
-    def _read(self, chunk: bytes, schema: pa.Schema | None, unexpected: str = "infer") -> pa.Table:
+    def _read(self, chunk: Chunk, schema: pa.Schema | None, unexpected: str = "infer") -> pa.Table:
         # the whole chunk as one block (see the module docstring: cross-block inference can crash)
         ro = pj.ReadOptions(use_threads=False, block_size=len(chunk) + 1)
         po = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected)
         return pj.read_json(pa.BufferReader(chunk), read_options=ro, parse_options=po)
 
-    def parse(self, chunk: bytes, line0: int) -> tuple[pa.Table | pa.RecordBatch | None, list[DataError]]:
-        """Parse one chunk (may run on a worker thread); data errors are returned, not reported."""
+    def parse(self, chunk: Chunk) -> Parsed:
+        """Parse one chunk (may run on a worker thread). Data errors are returned with their
+        0-based line in the chunk (the file line is known only in order, on the reading
+        thread), with the chunk's newline count."""
+        nlines = _count_lines(chunk)
         table = None
         if self.started:
             try:
@@ -285,10 +315,11 @@ class _ChunkParser:
         if table is not None and any(_has_list(f.type) for f in table.schema):
             table = self._check_lists(chunk, table)
         if table is None or _has_huge_float(table):
-            return self._slow(chunk, line0)
-        return table, []
+            data, problems = self._slow(chunk)
+            return data, problems, nlines
+        return table, [], nlines
 
-    def _check_lists(self, chunk: bytes, table: pa.Table) -> pa.Table | None:
+    def _check_lists(self, chunk: Chunk, table: pa.Table) -> pa.Table | None:
         """pyarrow 26's JSON inference drops the leading nulls of an array (``[null, 1]``) and
         builds an invalid column; reading again with the schema as explicit types is correct."""
         try:
@@ -304,7 +335,7 @@ class _ChunkParser:
             return None
 
     # pure inference: learn the types, fix timestamps
-    def _infer(self, chunk: bytes) -> pa.Table:
+    def _infer(self, chunk: Chunk) -> pa.Table:
         table = self._read(chunk, None)
         self.order = {n: i for i, n in enumerate(table.schema.names)}
         fixes = {f.name: f.with_type(_no_ts(f.type)) for f in table.schema if _has_ts(f.type)}
@@ -320,14 +351,18 @@ class _ChunkParser:
             if fld.name.lower() in self.want:
                 known[fld.name] = fld
         self.known = known
+        self._saw(table.schema)
         return self._project(table)
+
+    def _saw(self, schema: pa.Schema) -> None:
+        self.seen = self.seen | {n.lower() for n in schema.names}
 
     def _project(self, table: pa.Table) -> pa.Table:
         keep = [i for i, f in enumerate(table.schema)
                 if f.name.lower() in self.want and not pa.types.is_null(f.type)]  # type: ignore[operator]
         return table.select(keep)
 
-    def _fast(self, chunk: bytes) -> pa.Table | None:
+    def _fast(self, chunk: Chunk) -> pa.Table | None:
         if self.want is None:
             return self._fast_all(chunk)
         known = self.known
@@ -342,15 +377,33 @@ class _ChunkParser:
                 if fld.name.lower() in self.want:  # type: ignore[operator]
                     learned[fld.name] = fld
             self.known = learned
+            self._saw(table.schema)
             return self._project(table)
-        known_lower = {n.lower() for n, f in known.items() if not pa.types.is_null(f.type)}
-        unknown = [w for w in self.want if w not in known_lower]
+        fields = [f for f in known.values() if not pa.types.is_null(f.type)]
+        if self.seen <= self.want:  # type: ignore[operator]
+            return self._complete(chunk, fields)
+        known_lower = {f.name.lower() for f in fields}
+        unknown = [w for w in self.want if w not in known_lower]  # type: ignore[union-attr]
         if unknown and _mentions(chunk, unknown):
             return None  # a requested field shows up: learn its type
-        fields = [f for f in known.values() if not pa.types.is_null(f.type)]
         return self._read(chunk, pa.schema(fields), "ignore")
 
-    def _fast_all(self, chunk: bytes) -> pa.Table | None:
+    def _complete(self, chunk: Chunk, fields: list[pa.Field]) -> pa.Table | None:
+        """Every field seen so far is requested: nothing to skip, so read the known fields
+        with their types and let pyarrow report any other field (``'infer'``) instead of
+        searching the chunk for the requested names not seen yet. A field beyond the known
+        ones, unless a requested one that is null throughout, means re-inferring the chunk."""
+        table = self._read(chunk, pa.schema(fields), "infer")
+        if table.num_columns > len(fields):
+            names = {f.name for f in fields}
+            for fld in table.schema:
+                if fld.name in names:
+                    continue
+                if not (pa.types.is_null(fld.type) and fld.name.lower() in self.want):  # type: ignore[operator]
+                    return None
+        return self._project(table)
+
+    def _fast_all(self, chunk: Chunk) -> pa.Table | None:
         """Every field; the known timestamp-looking fields given as strings."""
         if not self.fixed:
             table = self._read(chunk, None)
@@ -365,28 +418,25 @@ class _ChunkParser:
         return _reorder(table, order)
 
     # the Python fallback
-    def _slow(self, chunk: bytes, line0: int) -> tuple[pa.RecordBatch | None, list[DataError]]:
-        src = self.src
-        errors: list[DataError] = []
+    def _slow(self, chunk: Chunk) -> tuple[pa.RecordBatch | None, list[tuple[str, int]]]:
+        errors: list[tuple[str, int]] = []
         rows: list[dict[str, Any]] = []
-        for k, raw in enumerate(chunk.split(b"\n")):
+        for k, raw in enumerate(bytes(chunk).split(b"\n")):
             text = raw.strip()
             if not text:
                 continue
             if text.startswith(_BOM):
                 text = text[3:].strip()
-            line = line0 + k
             try:
                 event = loads(text)
             except _BigInt as exc:
-                errors.append(src.error(f"integer {exc} is out of range for bigint", line))
+                errors.append((f"integer {exc} is out of range for bigint", k))
                 continue
             except (ValueError, UnicodeDecodeError) as exc:
-                errors.append(src.error(f"malformed JSON event: {exc}", line))
+                errors.append((f"malformed JSON event: {exc}", k))
                 continue
             if not isinstance(event, dict):
-                errors.append(src.error(
-                    f"an event must be a JSON object, got {type(event).__name__}", line))
+                errors.append((f"an event must be a JSON object, got {type(event).__name__}", k))
                 continue
             rows.append(event)
         if not rows:
@@ -464,19 +514,28 @@ class JsonSource:
         if self._owned is not None:
             try:
                 self._owned.close()
-            except Exception:  # noqa: BLE001 - closing twice or from another thread
+            except Exception:  # noqa: BLE001, S110 - closing twice or from another thread
                 pass
             self._owned = None
 
-    def _chunks(self) -> Iterator[tuple[bytes, int]]:
-        """Newline-aligned chunks with the 1-based file line number of their first line."""
+    def _chunks(self) -> Iterator[Chunk]:
+        """Newline-aligned chunks, in file order. A chunk is a view of what was read, up to
+        its last newline; the partial line after it is read again with the next chunk when
+        the input can seek back (a regular file), else carried over (copied)."""
         f = self._open()
-        buf = b""
-        line0 = 1
+        seekable = not self.follow and _seekable(f)
+        rest = b""
         first = True
         while not self._closed.is_set():
+            want = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
             try:
                 data = self._read_some(f, first)
+                if first and self.follow:  # a BOM may arrive in pieces
+                    while data and len(data) < 3 and _BOM.startswith(data):
+                        more = self._read_some(f)
+                        if not more:
+                            break
+                        data += more
             except ValueError:  # closed under us
                 return
             if not data:
@@ -484,63 +543,64 @@ class JsonSource:
                     time.sleep(self.poll_seconds)
                     continue
                 break
-            if first:
-                while len(data) < 3 and _BOM.startswith(data):
-                    more = self._read_some(f)
-                    if not more:
-                        break
-                    data += more
-                if data.startswith(_BOM):
-                    data = data[3:]
-                first = False
-            buf = buf + data if buf else data
-            cut = buf.rfind(b"\n")
+            buf = rest + data if rest else data
+            start = 3 if first and buf[:3] == _BOM else 0
+            first = False
+            cut = buf.rfind(b"\n", start)
             if cut < 0:
+                rest = buf[start:]
                 continue
-            block, buf = buf[: cut + 1], buf[cut + 1 :]
-            yield block, line0
-            line0 += _count_lines(block)
-        if buf.strip() and not self._closed.is_set():
-            yield buf, line0
+            tail = len(buf) - cut - 1
+            if tail and seekable and len(data) >= want and tail <= len(data):
+                f.seek(-tail, os.SEEK_CUR)  # not at the end: read the partial line again
+                rest = b""
+            else:
+                rest = buf[cut + 1 :]
+            yield memoryview(buf)[start : cut + 1]
+        if rest.strip() and not self._closed.is_set():
+            yield rest
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         chunks = self._chunks()
-        head = None
+        line0 = 1
         for head in chunks:
-            if head[0].strip():
+            if _lead(head):
                 break
+            line0 += _count_lines(head)
         else:
             return
-        if head[0].lstrip()[:1] == b"[":
-            yield from self._array_batches(head, chunks, columns)
+        if _lead(head) == b"[":
+            yield from self._array_batches(head, line0, chunks, columns)
             return
         parser = _ChunkParser(self, columns)
         chunks = _prepend(head, chunks)
         if self.workers == 1 or self.follow:
-            for chunk, line0 in chunks:
-                yield from self._deliver(parser.parse(chunk, line0))
+            for chunk in chunks:
+                line0 = yield from self._deliver(parser.parse(chunk), line0)
             return
         # the first chunk alone (it teaches the parser the schema), then a bounded pipeline
-        first_chunk, first_line = next(chunks)
-        yield from self._deliver(parser.parse(first_chunk, first_line))
-        pending: deque[Future[Any]] = deque()
+        line0 = yield from self._deliver(parser.parse(next(chunks)), line0)
+        pending: deque[Future[Parsed]] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"asaql-json-{self.name}") as pool:
             try:
-                for chunk, line0 in chunks:
-                    pending.append(pool.submit(parser.parse, chunk, line0))
+                for chunk in chunks:
+                    pending.append(pool.submit(parser.parse, chunk))
                     if len(pending) > self.workers:
-                        yield from self._deliver(pending.popleft().result())
+                        line0 = yield from self._deliver(pending.popleft().result(), line0)
                 while pending:
-                    yield from self._deliver(pending.popleft().result())
+                    line0 = yield from self._deliver(pending.popleft().result(), line0)
             finally:
                 for fut in pending:
                     fut.cancel()
 
-    def _deliver(self, parsed: tuple[Any, list[DataError]]) -> Iterator[pa.RecordBatch]:
-        data, errors = parsed
-        for err in errors:
-            self.on_error(err)
+    def _deliver(self, parsed: Parsed, line0: int) -> Generator[pa.RecordBatch, None, int]:
+        """Report a parsed chunk's errors with their file lines, yield its batches; the file
+        line of the next chunk."""
+        data, problems, nlines = parsed
+        for message, k in problems:
+            self.report(message, line0 + k)
         yield from self._emit(data)
+        return line0 + nlines
 
     def _emit(self, data: pa.Table | pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
         if data is None or data.num_rows == 0:
@@ -559,16 +619,16 @@ class JsonSource:
             if batch.num_rows:
                 yield batch
 
-    def _array_batches(self, head: tuple[bytes, int], chunks: Iterator[tuple[bytes, int]],
+    def _array_batches(self, head: Chunk, line0: int, chunks: Iterator[Chunk],
                        columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
-        data = b"".join([head[0], *(c for c, _ in chunks)])
+        data = b"".join([head, *chunks])
         try:
             events = loads(data)
         except _BigInt as exc:
             self.report(f"integer {exc} is out of range for bigint", None)
             return
         except json.JSONDecodeError as exc:
-            self.report(f"malformed JSON array: {exc.msg}", head[1] + exc.lineno - 1)
+            self.report(f"malformed JSON array: {exc.msg}", line0 + exc.lineno - 1)
             return
         except (ValueError, UnicodeDecodeError) as exc:
             self.report(f"malformed JSON array: {exc}", None)
@@ -588,7 +648,14 @@ class JsonSource:
             yield rows_to_batch(rows[start : start + self.batch_rows], columns)
 
 
-def _prepend(head: tuple[bytes, int], rest: Iterator[tuple[bytes, int]]) -> Iterator[tuple[bytes, int]]:
+def _seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _prepend(head: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield head
     yield from rest
 

@@ -56,7 +56,7 @@ __all__ = [
     "us_to_dt",
 ]
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NEG_INF = np.iinfo(np.int64).min // 4
 POS_INF = np.iinfo(np.int64).max // 4
 _US = 1_000_000
@@ -64,16 +64,16 @@ _US = 1_000_000
 
 def us_to_dt(us: int) -> dt.datetime:
     """Microseconds since the epoch -> aware UTC datetime (clamped to datetime's range)."""
-    if us >= dt_to_us(dt.datetime.max.replace(tzinfo=dt.timezone.utc)):
-        return dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-    if us <= dt_to_us(dt.datetime.min.replace(tzinfo=dt.timezone.utc)):
-        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    if us >= dt_to_us(dt.datetime.max.replace(tzinfo=dt.UTC)):
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
+    if us <= dt_to_us(dt.datetime.min.replace(tzinfo=dt.UTC)):
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
     return EPOCH + dt.timedelta(microseconds=int(us))
 
 
 def dt_to_us(value: dt.datetime) -> int:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     delta = value - EPOCH
     return (delta.days * 86_400 + delta.seconds) * _US + delta.microseconds
 
@@ -210,6 +210,9 @@ class EventOrderer:
 
     def _out_of_order(self, ts: np.ndarray, keys: np.ndarray, keep: np.ndarray, adjusted: np.ndarray) -> None:
         tol = self.policy.out_of_order_us
+        if not self.keyed and keep.all():
+            self._out_of_order_all(ts, keep, adjusted)
+            return
         groups = [np.nonzero(keep)[0]] if not self.keyed else [
             np.nonzero(keep & (keys == k))[0] for k in np.unique(keys[keep])]
         for sel in groups:
@@ -229,6 +232,26 @@ class EventOrderer:
                     ts[sel[late]] = wm[late]
                     adjusted[sel[late]] = True
             self._max[key] = max(prev, int(t.max()))
+
+    def _out_of_order_all(self, ts: np.ndarray, keep: np.ndarray, adjusted: np.ndarray) -> None:
+        """:meth:`_out_of_order` for one timeline with every event kept (the common case):
+        the same rule on whole arrays, without index arrays."""
+        prev = int(self._max[0])
+        top = np.maximum.accumulate(ts)
+        before = np.empty_like(ts)  # max seen strictly before each event
+        before[0] = prev
+        np.maximum(top[:-1], prev, out=before[1:])
+        wm = before - self.policy.out_of_order_us
+        late = ts < wm
+        if prev <= NEG_INF:
+            late[0] = False
+        if late.any():
+            if self.policy.drop:
+                keep[late] = False
+            else:
+                ts[late] = wm[late]
+                adjusted[late] = True
+        self._max[0] = max(prev, int(top[-1]))
 
     def _key_watermarks(self) -> np.ndarray:
         seen = self._max > NEG_INF
