@@ -33,7 +33,7 @@ from asaql.plan.optimizer import optimize
 
 __all__ = ["Job", "RunResult", "Session"]
 
-InputData = str | Path | pa.Table | pa.RecordBatch | list[Any]
+InputData = str | Path | pa.Table | pa.RecordBatch | list[Any] | Iterator[Any]
 
 
 @dataclass
@@ -80,7 +80,9 @@ class Session:
     def add_input(self, name: str, data: InputData, *, format: str | None = None,
                   reference: bool = False, follow: bool = False) -> None:
         """Register a stream input (or reference data with ``reference=True``): a file path
-        ('-' for stdin), a pyarrow Table/RecordBatch, or a list of dicts."""
+        ('-' for stdin), a pyarrow Table/RecordBatch, a list of dicts, or an iterator of
+        events (dicts), lists of events or RecordBatches, read as it produces them (a live
+        input: ``Job.stream()`` gives results as the watermark passes; it is read once)."""
         kind = "reference" if reference else "stream"
         self._inputs[name.lower()] = _Input(name, kind, data, format, follow=follow)
 
@@ -160,7 +162,11 @@ def _open(inp: _Input, columns: list[str] | None, ctx: ExecContext) -> Iterator[
         return
     from asaql.io.memory import MemorySource
 
-    yield from _rebatch(MemorySource(inp.name, inp.data).batches(columns), ctx.batch_size)
+    source = MemorySource(inp.name, inp.data, batch_rows=ctx.batch_size)
+    try:
+        yield from _rebatch(source.batches(columns), ctx.batch_size)
+    finally:
+        source.close()
 
 
 def _rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
@@ -248,9 +254,11 @@ class Job:
         return ctx
 
     def stream(self, ctx: ExecContext | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
-        """Yield (output name, batch) as results are produced; batches keep ``__ts``."""
+        """Yield (output name, batch) as results are produced (a window's rows as soon as
+        the watermark closes it)."""
         ctx = ctx or self.context()
-        return pull(physical.build(self.plan, ctx, self.session.open_input(ctx)), ctx)
+        for name, batch in pull(physical.build(self.plan, ctx, self.session.open_input(ctx)), ctx):
+            yield name, strip_internal(batch)
 
     def run(self, sinks: dict[str, Any] | None = None, *, ctx: ExecContext | None = None) -> RunResult:
         """Run to the end. ``sinks`` maps output names to paths or Sink objects; outputs
@@ -261,11 +269,10 @@ class Job:
 
         try:
             for name, batch in self.stream(ctx):
-                clean = strip_internal(batch)
                 if name in opened:
-                    opened[name].write(clean)
+                    opened[name].write(batch)
                 else:
-                    collected.setdefault(name, []).append(clean)
+                    collected.setdefault(name, []).append(batch)
         finally:
             for sink in opened.values():
                 sink.close()

@@ -42,3 +42,33 @@ def test_query_error_has_position() -> None:
         assert "expected" in exc.message
     else:
         raise AssertionError("no error")
+
+
+def test_stream_batches_hold_only_the_selected_columns() -> None:
+    job = asaql.compile("SELECT k FROM iot TIMESTAMP BY t",
+                        inputs={"iot": [{"k": 1, "t": "2024-01-01T00:00:00Z"}]})
+    assert [batch.schema.names for _, batch in job.stream()] == [["k"]]
+
+
+def test_iterator_input_of_single_events_is_batched() -> None:
+    sizes = []
+    session = asaql.Session(batch_size=4)
+    session.add_input("iot", ({"k": i} for i in range(10)))
+    for _, batch in session.compile("SELECT k FROM iot").stream():
+        sizes.append(batch.num_rows)
+    assert sizes == [4, 4, 2]
+
+
+def test_iterator_input_mixing_lists_and_batches() -> None:
+    items = iter([[{"k": 1}, {"k": 2}], pa.record_batch({"k": [3]}), {"k": 4}, []])
+    result = asaql.run("SELECT k FROM iot", inputs={"iot": items})
+    assert [r["k"] for r in result.rows()] == [1, 2, 3, 4]
+
+
+def test_iterator_input_with_a_bad_item_names_it() -> None:
+    try:
+        asaql.run("SELECT k FROM iot", inputs={"iot": iter([{"k": 1}, 42])})
+    except TypeError as exc:
+        assert "item 1" in str(exc) and "int" in str(exc)
+    else:
+        raise AssertionError("a non-event item must be reported")

@@ -228,8 +228,6 @@ class Repl:
         self.say(job.explain())
 
     def run_query(self, text: str) -> None:
-        from asaql.exec.runtime import strip_internal
-
         query = _query_text(text)
         start = time.perf_counter()
         try:
@@ -246,7 +244,6 @@ class Repl:
         kept: dict[str, tuple[list[pa.RecordBatch], int]] = {n: ([], 0) for n in names}
         try:
             for name, batch in job.stream():
-                batch = strip_internal(batch)
                 batches, total = kept.setdefault(name, ([], 0))
                 if streaming:
                     sinks[name].write(batch)

@@ -13,7 +13,10 @@ __all__ = ["MemorySink", "MemorySource"]
 
 
 class MemorySource:
-    """An input given as a ``pa.Table``, a RecordBatch, a list of RecordBatches or a list of dicts.
+    """An input given as a ``pa.Table``, a RecordBatch, a list of RecordBatches or a list of dicts,
+    or as an iterator (a generator, a queue reader) of those: a live input, read as the program
+    produces it. From an iterator, each RecordBatch, Table or list of dicts is one batch as
+    given (the caller chooses the latency); single dicts are grouped ``batch_rows`` at a time.
 
     Dicts are typed with the JSON rules (int + float -> float, other mixes -> Variant, Python
     datetimes -> datetime).
@@ -22,7 +25,11 @@ class MemorySource:
     def __init__(self, name: str, data: Any, *, batch_rows: int = 65536) -> None:
         self.name = name
         self.batch_rows = max(1, batch_rows)
-        if isinstance(data, pa.Table):
+        self._live: Iterator[Any] | None = None
+        if isinstance(data, Iterator):
+            self._live = data
+            self._batches = []
+        elif isinstance(data, pa.Table):
             self._batches = data.to_batches()
         elif isinstance(data, pa.RecordBatch):
             self._batches = [data]
@@ -40,7 +47,7 @@ class MemorySource:
             raise TypeError(f"input '{name}': cannot read {type(data).__name__} as events")
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
-        for batch in self._batches:
+        for batch in self._batches if self._live is None else self._from_live():
             if columns is not None:
                 names = batch.schema.names
                 keep = set(match_columns(names, columns))
@@ -48,8 +55,36 @@ class MemorySource:
             for start in range(0, batch.num_rows, self.batch_rows):
                 yield batch.slice(start, self.batch_rows)
 
+    def _from_live(self) -> Iterator[pa.RecordBatch]:
+        assert self._live is not None
+        pending: list[dict[str, Any]] = []
+        for i, item in enumerate(self._live):
+            if isinstance(item, dict):
+                pending.append(item)
+                if len(pending) >= self.batch_rows:
+                    yield rows_to_batch(pending)
+                    pending = []
+                continue
+            if pending:
+                yield rows_to_batch(pending)
+                pending = []
+            if isinstance(item, pa.RecordBatch):
+                yield item
+            elif isinstance(item, pa.Table):
+                yield from item.to_batches()
+            elif isinstance(item, list | tuple) and all(isinstance(r, dict) for r in item):
+                if item:
+                    yield rows_to_batch(list(item))
+            else:
+                raise TypeError(f"input '{self.name}': item {i} of the iterator is a {type(item).__name__}, "
+                                "not an event (dict), a list of events, a RecordBatch or a Table")
+        if pending:
+            yield rows_to_batch(pending)
+
     def close(self) -> None:
-        pass
+        close = getattr(self._live, "close", None)
+        if close is not None:
+            close()
 
 
 class MemorySink:
