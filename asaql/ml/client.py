@@ -23,6 +23,7 @@ every key value this client has ever sent, and shows the URL with query values m
 from __future__ import annotations
 
 import email.utils
+import queue
 import random
 import threading
 import time
@@ -30,12 +31,21 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pyarrow as pa
 
 from asaql.errors import AsaqlError, EndpointError
 from asaql.ml.endpoint import EndpointSpec, load_function_spec
 from asaql.ml.metrics import EndpointMetrics
-from asaql.ml.protocols import ResponseShapeError, dumps, error_message, loads, make_codec
+from asaql.ml.protocols import (
+    ResponseShapeError,
+    dumps,
+    error_message,
+    first_row,
+    loads,
+    make_codec,
+)
 from asaql.ml.secrets import redact
+from asaql.ml.wire import WireClient, WireError, WireResponse, WireTimeout, plain_http
 
 __all__ = ["EndpointClient", "describe_event"]
 
@@ -57,7 +67,7 @@ def describe_event(value: Any, secrets: list[str] | None = None) -> str:
 class _Resolved:
     """The parts of the configuration that are re-read every update_frequency."""
 
-    __slots__ = ("headers", "key", "loaded_at", "spec", "url")
+    __slots__ = ("headers", "key", "loaded_at", "plain", "spec", "url")
 
     def __init__(self, spec: EndpointSpec, loaded_at: float) -> None:
         self.spec = spec
@@ -73,6 +83,7 @@ class _Resolved:
             headers["azureml-model-deployment"] = spec.deployment
         self.headers = headers
         self.loaded_at = loaded_at
+        self.plain = plain_http(self.url, headers)  # sent over the WireClient
 
 
 class EndpointClient:
@@ -97,18 +108,41 @@ class EndpointClient:
         self._lock = threading.Lock()
         self._seen_keys: list[str] = []
         self._config = self._resolve(spec)
-        limits = httpx.Limits(
-            max_connections=spec.max_in_flight, max_keepalive_connections=spec.max_in_flight
-        )
         # at most max_in_flight requests on the wire; the Scorer runs one more worker than
-        # that, which encodes the next body while the others wait for their answers
-        self._wire = threading.BoundedSemaphore(spec.max_in_flight)
+        # that, which encodes the next body while the others wait for their answers. A queue
+        # of tokens rather than threading.Semaphore: get/put are C, no Python-level Condition
+        self._wire: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(spec.max_in_flight):
+            self._wire.put(None)
         self.lookahead = 1
-        self._http = httpx.Client(
-            transport=transport,
-            limits=limits,
-            timeout=httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0)),
-        )
+        self.takes_arrow = True  # rows may be one Arrow array (see Codec.encode_rows)
+        self._transport = transport
+        timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0))
+        self._timeout = timeout
+        # plain http:// goes over the small keep-alive client (see asaql.ml.wire for why);
+        # TLS, proxies and test transports over httpx, created on first use
+        self._plain: WireClient | None = None
+        if transport is None:
+            self._plain = WireClient(
+                timeout=spec.timeout,
+                connect_timeout=min(spec.timeout, 10.0),
+                max_idle=spec.max_in_flight,
+            )
+        self._httpx: httpx.Client | None = None
+
+    def _httpx_client(self) -> httpx.Client:
+        if self._httpx is not None:
+            return self._httpx
+        with self._lock:
+            if self._httpx is None:
+                limits = httpx.Limits(
+                    max_connections=self.spec.max_in_flight,
+                    max_keepalive_connections=self.spec.max_in_flight,
+                )
+                self._httpx = httpx.Client(
+                    transport=self._transport, limits=limits, timeout=self._timeout
+                )
+            return self._httpx
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -148,13 +182,14 @@ class EndpointClient:
 
     # -- scoring ------------------------------------------------------------------------------
 
-    def score(self, rows: list[Any]) -> list[Any]:
-        """Score one batch; returns one result per row, in order, or raises EndpointError."""
+    def score(self, rows: list[Any] | pa.Array) -> list[Any]:
+        """Score one batch (a list of rows or one Arrow array of them); returns one result per
+        row, in order, or raises EndpointError."""
         config = self.current()
         n = len(rows)
         started = self._clock()
         try:
-            body = dumps(self._codec.encode(rows))
+            body = dumps(self._codec.encode_rows(rows))
         except (TypeError, ValueError) as exc:
             self.metrics.record_request(events=n, latency=0.0, ok=False, retries=0)
             raise self._error(config, rows, f"cannot encode the request: {exc}", None) from None
@@ -182,16 +217,25 @@ class EndpointClient:
 
     def _attempt(
         self, config: _Resolved, body: bytes
-    ) -> tuple[int, str, httpx.Response | None, float]:
-        with self._wire:
+    ) -> tuple[int, str, httpx.Response | WireResponse | None, float]:
+        self._wire.get()
+        try:
             sent_at = self._clock()
-            try:
-                response = self._http.post(config.url, content=body, headers=config.headers)
-            except httpx.TimeoutException:
-                return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None, 0.0
-            except httpx.TransportError as exc:
-                return 0, f"could not be reached: {type(exc).__name__}: {exc}", None, 0.0
+            if config.plain and self._plain is not None:
+                response: httpx.Response | WireResponse = self._plain.post(
+                    config.url, body, config.headers
+                )
+            else:
+                response = self._httpx_client().post(
+                    config.url, content=body, headers=config.headers
+                )
             latency = self._clock() - sent_at
+        except (httpx.TimeoutException, WireTimeout):
+            return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None, 0.0
+        except (httpx.TransportError, WireError) as exc:
+            return 0, f"could not be reached: {type(exc).__name__}: {exc}", None, 0.0
+        finally:
+            self._wire.put(None)
         status = response.status_code
         if status < 300:
             return status, "", response, latency
@@ -201,7 +245,7 @@ class EndpointClient:
         return status, message, response, latency
 
     def _decode(
-        self, config: _Resolved, rows: list[Any], response: httpx.Response, retries: int
+        self, config: _Resolved, rows: list[Any], response: httpx.Response | WireResponse, retries: int
     ) -> list[Any]:
         n = len(rows)
         try:
@@ -213,7 +257,7 @@ class EndpointClient:
         self.metrics.record_request(events=n, latency=0.0, ok=False, retries=retries)
         raise self._error(config, rows, message, response.status_code)
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+    def _delay(self, attempt: int, response: httpx.Response | WireResponse | None) -> float:
         if response is not None:
             retry_after = _retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
@@ -224,7 +268,7 @@ class EndpointClient:
     def _error(
         self, config: _Resolved, rows: list[Any], message: str, status: int | None
     ) -> EndpointError:
-        first = describe_event(rows[0], self._seen_keys) if rows else "-"
+        first = describe_event(first_row(rows), self._seen_keys) if len(rows) else "-"
         text = (
             f"ML endpoint '{self.spec.name}' at {config.spec.display_url} {message}; "
             f"batch of {len(rows)} events, first event: {first}"
@@ -234,7 +278,11 @@ class EndpointClient:
         return error
 
     def close(self) -> None:
-        self._http.close()
+        if self._plain is not None:
+            self._plain.close()
+        with self._lock:
+            if self._httpx is not None:
+                self._httpx.close()
 
 
 def _retry_after(value: str | None) -> float | None:

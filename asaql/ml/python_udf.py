@@ -73,8 +73,7 @@ def registered() -> dict[str, PythonFunction]:
 
 def resolve_function(reference: str, *, arrow: bool = False) -> PythonFunction:
     """Find ``module:function`` or a registered name (an optional ``python:`` prefix is ok)."""
-    if reference.startswith("python:"):
-        reference = reference[len("python:") :]
+    reference = reference.removeprefix("python:")
     found = registered().get(reference.lower())
     if found is not None:
         return found
@@ -133,6 +132,7 @@ class PythonCaller:
         self.spec = spec
         self.metrics = metrics or EndpointMetrics(spec.name)
         self.lookahead = 0
+        self.takes_arrow = False  # functions receive Python rows (or build their own table)
         if function is not None:
             self.function = PythonFunction(spec.name, function, arrow=spec.batch_arrow)
         else:

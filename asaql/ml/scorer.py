@@ -5,14 +5,17 @@ each event of one record batch, in event order) into ScoredChunks, one per input
 input order, while keeping up to ``max_in_flight`` requests of up to ``batch_size`` events in
 flight across chunk boundaries.
 
-Why threads and a blocking ``httpx.Client`` rather than an asyncio loop on a side thread: the
-caller is synchronous, so an event loop would need a thread anyway plus a cross-thread hand-off
-per request (``run_coroutine_threadsafe``) and per completion; a pool of ``max_in_flight``
-workers sharing one ``httpx.Client`` (its pool sized to ``max_in_flight``) gives the same
-concurrency with less machinery, blocking sockets release the GIL while waiting, and the
-``python`` protocol (local model functions, which are blocking code) runs through the very same
-pool. The cost is one thread per in-flight request, and in-flight counts are small (ASA's own
-default is 1 per partition).
+Why threads and blocking sockets rather than an asyncio loop on a side thread: the caller is
+synchronous, so an event loop would need a thread anyway plus a cross-thread hand-off per
+request (``run_coroutine_threadsafe``) and per completion; a pool of ``max_in_flight`` workers
+sharing one keep-alive connection pool gives the same concurrency with less machinery,
+blocking sockets release the GIL while waiting, and the ``python`` protocol (local model
+functions, which are blocking code) runs through the very same pool. Measured on the 2-core
+bench box (raw keep-alive requests, 1-row bodies, same server): asyncio streams and threads
+over :mod:`asaql.ml.wire` reached the same requests/s at 1 and 16 in flight (22-24 k/s at zero
+latency, 750-770/s of an ideal 800 at 20 ms x 16), asyncio using 10-30 µs less CPU per request
+at 16 in flight; not enough to pay for the hand-offs. The cost is one thread per in-flight
+request, and in-flight counts are small (ASA's own default is 1 per partition).
 
 Data flow (the main thread is the caller's, inside ``map``; everything it waits for arrives
 on one queue, so it never polls)::
@@ -34,6 +37,15 @@ input is immediately available: the queue holds no chunk and none arrived for ``
 An empty chunk gives an empty ScoredChunk at its place in the order, so the caller can use one
 as a marker (for example to release a held watermark once every earlier event is answered).
 
+A chunk is a list of Python values or one Arrow array (the MLScore operator passes the
+argument column as evaluated). Arrow chunks stay Arrow up to the HTTP caller: a request is a
+zero-copy slice of one chunk, or ``pa.concat_arrays`` of the slices of several, and the codec
+builds column-shaped bodies from the struct's children without one dict per event (see
+:mod:`asaql.ml.protocols`). When the result cache is on (it keys every event) or the caller is
+a local Python function (it receives rows), the feeder thread converts each Arrow chunk to
+Python values first, 4096 rows at a time (one conversion of a 64k-row batch holds the GIL for
+~100 ms, stalling workers whose answers are waiting).
+
 The chunks iterable is pulled on the feeder thread (``asaql-ml-<name>-feed``); when the caller
 stops iterating ``map`` early, the feeder stops and closes the iterable itself.
 
@@ -54,22 +66,25 @@ EndpointError (no new requests are started once a failure is known). With ``on_e
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from itertools import chain
+from typing import Any, Protocol, Self
 
 import httpx
+import pyarrow as pa
 
 from asaql.errors import AsaqlError, ConfigError, EndpointError
 from asaql.ml.cache import ResultCache
 from asaql.ml.endpoint import EndpointSpec
 from asaql.ml.metrics import EndpointMetrics
+from asaql.ml.protocols import python_rows
 
 __all__ = ["BatchCaller", "ScoredChunk", "Scorer"]
 
@@ -120,6 +135,7 @@ class BatchCaller(Protocol):
 
     metrics: EndpointMetrics
     lookahead: int  # extra workers that may prepare a batch while max_in_flight are busy
+    takes_arrow: bool  # score() also accepts one Arrow array of rows
 
     def score(self, rows: list[Any]) -> list[Any]: ...
 
@@ -131,7 +147,7 @@ class _Slot:
 
     __slots__ = ("errors", "index", "keys", "released", "remaining", "send", "values")
 
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: list[Any] | pa.Array) -> None:
         self.values: list[Any] = [None] * len(rows)
         self.errors: list[EndpointError | None] | None = None
         self.send = rows  # rows still to send (all of them unless the cache answered some)
@@ -144,7 +160,7 @@ class _Slot:
 class _Request:
     __slots__ = ("parts", "rows")
 
-    def __init__(self, parts: list[tuple[_Slot, int, int]], rows: list[Any]) -> None:
+    def __init__(self, parts: list[tuple[_Slot, int, int]], rows: list[Any] | pa.Array) -> None:
         self.parts = parts  # (slot, start, stop) ranges of slot.send, in order
         self.rows = rows
 
@@ -174,9 +190,8 @@ class Scorer:
             ttl = spec.cache_ttl if spec.cache_ttl is not None else spec.update_frequency
             self._cache = ResultCache(spec.cache_size, ttl=ttl, clock=clock)
         self._tasks = spec.max_in_flight + self._caller.lookahead
-        self._pool = ThreadPoolExecutor(
-            max_workers=self._tasks, thread_name_prefix=f"asaql-ml-{spec.name}"
-        )
+        self._arrow = self._caller.takes_arrow and self._cache is None
+        self._pool = _Workers(f"asaql-ml-{spec.name}", self._caller.score, self._tasks)
 
     def _make_caller(
         self,
@@ -202,7 +217,7 @@ class Scorer:
         """Score one list of events (a convenience over :meth:`map`)."""
         return next(iter(self.map([rows])))
 
-    def map(self, chunks: Iterable[list[Any]]) -> Iterator[ScoredChunk]:
+    def map(self, chunks: Iterable[list[Any] | pa.Array]) -> Iterator[ScoredChunk]:
         """Yield one ScoredChunk per chunk, in input order (see the module docstring)."""
         run = _Run(self, chunks)
         fast_switch = self._remote
@@ -216,10 +231,10 @@ class Scorer:
                 _switch_interval.__exit__()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
         self._caller.close()
 
-    def __enter__(self) -> Scorer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -229,7 +244,7 @@ class Scorer:
 class _Run:
     """The state of one ``map`` call (lives on the caller's thread)."""
 
-    def __init__(self, scorer: Scorer, chunks: Iterable[list[Any]]) -> None:
+    def __init__(self, scorer: Scorer, chunks: Iterable[list[Any] | pa.Array]) -> None:
         spec = scorer.spec
         self.scorer = scorer
         self.batch_size = spec.batch_size
@@ -240,7 +255,7 @@ class _Run:
         self.slots: deque[_Slot] = deque()
         self.pending: deque[tuple[_Slot, int]] = deque()  # (slot, first unsent position)
         self.pending_count = 0
-        self.in_flight: dict[Future[list[Any]], _Request] = {}
+        self.in_flight = 0  # requests submitted and not yet answered
         self.input_done = False
         self.failed = False
         self.last_input = time.perf_counter()
@@ -253,8 +268,9 @@ class _Run:
 
     # -- feeder thread ------------------------------------------------------------------------
 
-    def _feed(self, chunks: Iterable[list[Any]]) -> None:
+    def _feed(self, chunks: Iterable[list[Any] | pa.Array]) -> None:
         iterator = iter(chunks)
+        arrow = self.scorer._arrow
         try:
             while True:
                 while not self.credits.acquire(timeout=0.05):
@@ -267,15 +283,17 @@ class _Run:
                 except StopIteration:
                     self.events.put(("end",))
                     return
+                if isinstance(chunk, pa.ChunkedArray):
+                    chunk = chunk.combine_chunks()
+                if isinstance(chunk, pa.Array) and not arrow:
+                    chunk = _python_rows(chunk)
                 self.events.put(("chunk", chunk))
-        except BaseException as exc:  # forwarded to the caller's thread and raised there
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the caller's thread, raised there
             self.events.put(("error", exc))
         finally:
             if self.stopping.is_set() and hasattr(iterator, "close"):
-                try:
+                with contextlib.suppress(Exception):  # best effort while abandoning the input
                     iterator.close()
-                except Exception:  # noqa: BLE001 - best effort while abandoning the input
-                    pass
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -302,15 +320,15 @@ class _Run:
         """Send what should be sent now; return how long to wait for the next event."""
         if self.failed:
             return None
-        while self.pending_count >= self.batch_size and len(self.in_flight) < self.max_tasks:
+        while self.pending_count >= self.batch_size and self.in_flight < self.max_tasks:
             self._send(self.batch_size)  # full batches may also take the lookahead worker
-        if not self.pending_count or len(self.in_flight) >= self.max_tasks:
+        if not self.pending_count or self.in_flight >= self.max_tasks:
             return None
         if self.input_done:  # nothing more will come: flush everything
-            while self.pending_count and len(self.in_flight) < self.max_tasks:
+            while self.pending_count and self.in_flight < self.max_tasks:
                 self._send(min(self.batch_size, self.pending_count))
             return None
-        if len(self.in_flight) >= self.max_in_flight:
+        if self.in_flight >= self.max_in_flight:
             return None  # a partial batch only goes out when a connection is free
         waited = time.perf_counter() - self.last_input
         if waited >= self.linger:
@@ -321,7 +339,7 @@ class _Run:
     def _handle(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "done":
-            self._complete(event[1])
+            self._complete(event[1], event[2], event[3])
         elif kind == "chunk":
             self.last_input = time.perf_counter()
             self._intake(event[1])
@@ -330,8 +348,8 @@ class _Run:
         elif kind == "error":
             raise event[1]
 
-    def _intake(self, rows: list[Any]) -> None:
-        if not isinstance(rows, list):
+    def _intake(self, rows: list[Any] | pa.Array) -> None:
+        if not isinstance(rows, list | pa.Array):
             rows = list(rows)
         slot = _Slot(rows)
         self.slots.append(slot)
@@ -366,44 +384,36 @@ class _Run:
 
     def _send(self, count: int) -> None:
         parts: list[tuple[_Slot, int, int]] = []
-        rows: list[Any] = []
+        pieces: list[list[Any] | pa.Array] = []
         while count:
             slot, start = self.pending[0]
-            stop = min(len(slot.send), start + count)
+            send = slot.send
+            stop = min(len(send), start + count)
             parts.append((slot, start, stop))
-            if start == 0 and stop == len(slot.send) and not rows and count == stop:
-                rows = slot.send
-            else:
-                rows.extend(slot.send[start:stop])
+            pieces.append(send if start == 0 and stop == len(send) else send[start:stop])
             count -= stop - start
             self.pending_count -= stop - start
-            if stop == len(slot.send):
+            if stop == len(send):
                 self.pending.popleft()
                 self._release(slot)
             else:
                 self.pending[0] = (slot, stop)
-        request = _Request(parts, rows)
-        self.scorer.metrics.in_flight = len(self.in_flight) + 1  # before the worker can start
-        future = self.scorer._pool.submit(self.scorer._caller.score, rows)
-        self.in_flight[future] = request
-        future.add_done_callback(self._done)
-
-    def _done(self, future: Future[list[Any]]) -> None:  # runs on a worker thread
-        self.events.put(("done", future))
+        rows = pieces[0] if len(pieces) == 1 else _concat(pieces)
+        self.in_flight += 1
+        self.scorer.metrics.in_flight = self.in_flight  # before the worker can start
+        self.scorer._pool.submit(self, _Request(parts, rows), self.in_flight)
 
     def _release(self, slot: _Slot) -> None:
         if not slot.released:
             slot.released = True
             self.credits.release()
 
-    def _complete(self, future: Future[list[Any]]) -> None:
-        request = self.in_flight.pop(future, None)
-        self.scorer.metrics.in_flight = len(self.in_flight)
-        if request is None or future.cancelled():
-            return
-        try:
-            results = future.result()
-        except AsaqlError as exc:
+    def _complete(self, request: _Request, results: Any, exc: BaseException | None) -> None:
+        self.in_flight -= 1
+        self.scorer.metrics.in_flight = self.in_flight
+        if exc is not None:
+            if not isinstance(exc, AsaqlError):
+                raise exc  # a bug, not an endpoint failure: the caller sees it
             error = exc if isinstance(exc, EndpointError) else EndpointError(exc.message)
             self._fail(request, error)
             return
@@ -445,7 +455,82 @@ class _Run:
         return ScoredChunk(slot.values, slot.errors)
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.stopping.set()  # workers skip this run's requests that have not started
         self.credits.release()
-        for future in list(self.in_flight):
-            future.cancel()
+
+
+class _Workers:
+    """The threads that call ``score`` for submitted requests: a ThreadPoolExecutor without
+    the Future, Condition and Semaphore it creates or takes per call (pure-Python locking that
+    cost ~20 µs of GIL time per request); jobs and answers travel on C ``SimpleQueue``s.
+
+    A thread is started when more requests are outstanding than there are threads, up to
+    ``limit``. A job of a run that has stopped (the caller left ``map``) is skipped; ``close``
+    skips what is still queued and waits for the running calls to return.
+    """
+
+    def __init__(self, name: str, score: Callable[[Any], list[Any]], limit: int) -> None:
+        self._name = name
+        self._score = score
+        self._limit = limit
+        self._jobs: queue.SimpleQueue[tuple[_Run, _Request] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, run: _Run, request: _Request, outstanding: int) -> None:
+        if self._closed:
+            raise RuntimeError("the scorer is closed")
+        if outstanding > len(self._threads) < self._limit:
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._jobs.put((run, request))
+
+    def _work(self) -> None:
+        jobs, score = self._jobs, self._score
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            run, request = job
+            if self._closed or run.stopping.is_set():
+                continue
+            try:
+                results = score(request.rows)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                run.events.put(("done", request, None, exc))
+            else:
+                run.events.put(("done", request, results, None))
+
+    def close(self) -> None:
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+
+_SLICE = 4096
+
+
+def _python_rows(arg: pa.Array) -> list[Any]:
+    """The array's Python values, converted a slice at a time (see the module docstring)."""
+    if len(arg) <= _SLICE:
+        return python_rows(arg)
+    rows: list[Any] = []
+    for start in range(0, len(arg), _SLICE):
+        rows.extend(python_rows(arg.slice(start, _SLICE)))
+    return rows
+
+
+def _concat(pieces: list[list[Any] | pa.Array]) -> list[Any] | pa.Array:
+    """One request's rows from the pieces of several chunks."""
+    if all(isinstance(p, pa.Array) for p in pieces):
+        try:
+            return pa.concat_arrays(pieces)  # type: ignore[arg-type]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # chunks typed differently
+            pass
+    return list(chain.from_iterable(python_rows(p) for p in pieces))

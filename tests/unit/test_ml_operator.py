@@ -117,3 +117,22 @@ def test_progress_sees_requests_in_flight_and_the_watermark(monkeypatch: pytest.
     assert seen_in_flight and all(n >= 1 for n in seen_in_flight)
     assert ctx.metrics.endpoints["score"].in_flight == 0
     assert ctx.metrics.watermark is not None and ctx.metrics.watermark.year == 9999
+
+
+def test_large_batches_are_scored_and_emitted_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 20,000-row input batch goes to the scorer as pieces of whole requests (about 8192 rows)
+    and comes out as one batch per piece, in order, every event scored once."""
+    from asaql.exec import ml_score
+
+    monkeypatch.setattr(ml_score, "PIECE_ROWS", 700)
+    events = [{"deviceId": f"d{i}", "temperature": float(i), "humidity": 40.0} for i in range(2000)]
+    seen: list[list[dict]] = []
+    s = asaql.Session(asaql.Options(batch_size=1500, ml_transport=httpx.MockTransport(scoring_handler(seen))))
+    s.add_input("iot", events)
+    s.add_function("score", {"url": "https://ep.example/score", "batch_size": 300, "max_in_flight": 3,
+                             "api_key": "literal:" + KEY})
+    batches = [b for name, b in s.compile(UDF_QUERY).stream() if name == "output" and b.num_rows]
+    rows = [r for b in batches for r in b.to_pylist()]
+    assert [r["p"] for r in rows] == [i * 10.0 for i in range(3, 2000)]
+    assert max(b.num_rows for b in batches) <= 600  # two requests of 300 a piece
+    assert max(len(b) for b in seen) == 300 and sum(len(b) for b in seen) == 1997

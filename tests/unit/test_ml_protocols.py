@@ -6,13 +6,16 @@ them would talk to no real server.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
+import pyarrow as pa
 import pytest
 
 from asaql.errors import ConfigError
 from asaql.ml.endpoint import EndpointSpec
-from asaql.ml.protocols import ResponseShapeError, error_message, make_codec
+from asaql.ml.protocols import ResponseShapeError, dumps, error_message, make_codec, python_rows
+from asaql.types import to_python
 
 ROWS = [
     {"deviceId": "d1", "temperature": 21.5, "humidity": 40.0},
@@ -265,3 +268,73 @@ def test_error_message(body, message):
 
 def test_error_message_is_trimmed():
     assert len(error_message(b"x" * 5000)) == 300
+
+
+# -- Arrow rows: the same body built from columns -------------------------------------------
+
+
+FORMATS = [
+    ("azureml", None, {}),
+    ("azureml", "input_data", {}),
+    ("azureml", None, {"input_request_name": "Inputs", "input_names": ("WebServiceInput0",)}),
+    ("mlflow", "dataframe_split", {}),
+    ("mlflow", "dataframe_records", {}),
+    ("mlflow", "instances", {}),
+    ("mlflow", "inputs", {}),
+    ("mlflow", "dataframe_split", {"input_columns": ("humidity", "temperature")}),
+    ("mlflow", "inputs", {"input_columns": ("temperature",)}),
+    ("v2", "columns", {}),
+    ("v2", "columns", {"input_columns": ("humidity", "ok"), "output_names": ("predict",)}),
+    ("v2", "tensor", {"input_columns": ("temperature", "humidity")}),
+    ("tfserving", "instances", {}),
+    ("tfserving", "inputs", {}),
+]
+
+ARROW_ROWS = pa.array(
+    [{"deviceId": f"d{i}", "temperature": 20.0 + i / 4, "humidity": 40 + i, "ok": i % 3 == 0}
+     for i in range(10)]
+)
+
+
+@pytest.mark.parametrize(("protocol", "fmt", "extra"), FORMATS)
+@pytest.mark.parametrize("rows", [ARROW_ROWS, ARROW_ROWS.slice(3, 5)], ids=["whole", "slice"])
+def test_arrow_rows_give_the_same_body_as_python_rows(protocol, fmt, extra, rows):
+    c = codec(protocol, request_format=fmt, **extra)
+    assert dumps(c.encode_rows(rows)) == dumps(c.encode(to_python(rows)))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pa.array([{"a": 1, "b": 2.5}, None]),  # a NULL record
+        pa.array([{"a": 1, "t": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}]),  # not a plain field
+        pa.array([{"a": 1, "inner": {"x": 1}}]),  # nested record
+        pa.array([1.5, 2.5]),  # scalar rows
+        pa.array([[1, 2], [3, 4]]),  # array rows
+    ],
+    ids=["null-record", "timestamp", "nested", "scalars", "arrays"],
+)
+@pytest.mark.parametrize("protocol", ["mlflow", "tfserving"])
+def test_arrow_rows_that_need_python_values_fall_back(rows, protocol):
+    fmt = "inputs" if protocol == "mlflow" else "instances"
+    c = codec(protocol, request_format=fmt)
+    assert dumps(c.encode_rows(rows)) == dumps(c.encode(to_python(rows)))
+    assert python_rows(rows) == to_python(rows)
+
+
+def test_arrow_missing_input_column_falls_back():
+    c = codec("mlflow", input_columns=("temperature", "pressure"))
+    rows = pa.array([{"temperature": 1.0}])
+    assert c.encode_rows(rows) == {
+        "dataframe_split": {"columns": ["temperature", "pressure"], "data": [[1.0, None]]}
+    }
+
+
+def test_arrow_v2_types_and_nulls():
+    c = codec("v2")
+    body = c.encode_rows(pa.array([{"i": 1, "f": 0.5, "b": True, "s": "x"}]))
+    assert [(t["name"], t["datatype"]) for t in body["inputs"]] == [
+        ("i", "INT64"), ("f", "FP64"), ("b", "BOOL"), ("s", "BYTES")
+    ]
+    with pytest.raises(ValueError, match="cannot hold NULL"):  # the same error as for rows
+        c.encode_rows(pa.array([{"i": 1}, {"i": None}]))

@@ -13,6 +13,7 @@ import threading
 import time
 
 import httpx
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -150,9 +151,8 @@ def test_upstream_error_propagates():
         yield [{"x": 1}]
         raise RuntimeError("upstream broke")
 
-    with scorer_for(Recorder(0)) as scorer:
-        with pytest.raises(RuntimeError, match="upstream broke"):
-            list(scorer.map(chunks()))
+    with scorer_for(Recorder(0)) as scorer, pytest.raises(RuntimeError, match="upstream broke"):
+        list(scorer.map(chunks()))
 
 
 def test_closing_map_early_stops_the_input():
@@ -187,3 +187,45 @@ def test_python_protocol_runs_through_the_same_path():
         out = list(scorer.map([[{"x": i} for i in range(6)], [{"x": 9}]]))
     assert [o.values for o in out] == [[0, 3, 6, 9, 12, 15], [27]]
     assert max(seen_sizes) <= 4
+
+
+# -- Arrow chunks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache_size", [0, 100])
+def test_arrow_chunks_are_scored_in_order_across_chunk_boundaries(cache_size):
+    chunks = [[{"x": i * 10 + j} for j in range(size)] for i, size in enumerate([7, 0, 3, 12, 5])]
+    recorder = Recorder()
+    with scorer_for(recorder, batch_size=4, max_in_flight=3, cache_size=cache_size) as scorer:
+        out = list(scorer.map(pa.array(c, pa.struct([("x", pa.int64())])) for c in chunks))
+    assert [o.values for o in out] == expected(chunks)
+    assert sum(recorder.sizes) == sum(map(len, chunks)) and max(recorder.sizes) <= 4
+
+
+def test_arrow_chunks_of_different_types_share_a_request():
+    bodies = []
+
+    def handler(request):
+        rows = json.loads(request.content)["data"]
+        bodies.append(rows)
+        return httpx.Response(200, json=[r["x"] for r in rows])
+
+    chunks = [pa.array([{"x": 1}, {"x": 2}]), pa.array([{"x": 2.5}]), pa.chunked_array([[{"x": 3}]])]
+    with scorer_for(handler, batch_size=10, linger=0.05) as scorer:
+        out = list(scorer.map(chunks))
+    assert [o.values for o in out] == [[1, 2], [2.5], [3]]
+    assert bodies == [[{"x": 1}, {"x": 2}, {"x": 2.5}, {"x": 3}]]
+
+
+def test_python_functions_receive_python_rows_from_arrow_chunks():
+    seen = []
+
+    def model(rows):
+        seen.append(rows)
+        return [r["x"] * 2 for r in rows]
+
+    spec = EndpointSpec(name="p", url="python:model", batch_size=3)
+    with Scorer(spec, function=model) as scorer:
+        out = list(scorer.map([pa.array([{"x": 1}, {"x": 2}]), pa.array([{"x": 3}, {"x": 4}])]))
+    assert [o.values for o in out] == [[2, 4], [6, 8]]
+    assert all(isinstance(rows, list) for rows in seen)
