@@ -270,6 +270,9 @@ def _func(expr: bx.FuncCall, env: Env) -> Value:
     args = [_eval(a, env) for a in expr.args]
     clock = getattr(env.ctx, "clock", None)
     kctx = KernelContext(env.length, clock) if clock else KernelContext(env.length)
+    start = getattr(env.ctx, "start_time", None)
+    if start is not None:
+        kctx.extra["start_time"] = start
     return expr.fn.kernel(args, kctx)
 
 

@@ -6,6 +6,8 @@ Records are Arrow struct arrays, or Variant columns whose values are JSON object
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +27,7 @@ from asaql.functions.args import (
 from asaql.functions.registry import KernelContext, scalar
 from asaql.types import asa_type_name, is_variant, variant_array
 
-__all__ = ["json_parse_py", "property_value"]
+__all__ = ["json_parse_py", "metadata_path", "property_value"]
 
 
 def _unbracket(name: str) -> str:
@@ -101,6 +103,76 @@ def getrecordpropertyvalue(args: list[Any], ctx: KernelContext) -> pa.Array:
     (NULL if absent). ``name`` may be a column."""
     n = batch_length(args, ctx.length)
     return property_value(as_array(args[0], n), args[1], n)
+
+
+#: GetMetadataPropertyValue: adapter prefixes a local input may be asked about; the property
+#: after the prefix is read from the event's own fields (local inputs carry their metadata, if
+#: any, as fields such as EventEnqueuedUtcTime or an IoTHub record)
+_ADAPTERS = ("eventhub", "blob")
+_EVENT_ID_NAMESPACE = uuid.UUID("6b0c3f1e-5a8e-4d39-9b1e-8f0e2a7c4d11")
+
+
+def metadata_path(path: str) -> list[str]:
+    """'[EventHub].[EventEnqueuedUtcTime]' -> ['EventHub', 'EventEnqueuedUtcTime'];
+    'IoTHub.EnqueuedTime' -> ['IoTHub', 'EnqueuedTime']."""
+    parts = re.findall(r"\[([^\]]*)\]|([^.\[\]]+)", path)
+    return [a or b for a, b in parts if (a or b).strip()]
+
+
+def _metadata_fallback(name: str, n: int, ctx: KernelContext) -> pa.Array:
+    """Metadata a local input has even when the event does not carry it."""
+    if name == "partitionid":
+        return pa.repeat(pa.scalar(0, pa.int64()), n)
+    if name == "eventprocessedutctime":
+        start = ctx.extra.get("start_time") or ctx.clock()
+        return pa.repeat(pa.scalar(start, pa.timestamp("us", tz="UTC")), n)
+    return pa.nulls(n)
+
+
+def _event_ids(rec: pa.Array) -> pa.Array:
+    """A deterministic GUID per event: the same event (same fields and values) gets the same id
+    in every run (uuid5 of its canonical JSON). Per-event Python, asked for by name only."""
+    from asaql.types import to_python
+
+    def one(value: Any) -> str:
+        text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, text))
+
+    return pa.array([one(v) for v in to_python(rec)], pa.string())
+
+
+@scalar("GetMetadataPropertyValue", args=(2, 2), deterministic=False)
+def getmetadatapropertyvalue(args: list[Any], ctx: KernelContext) -> pa.Array:
+    """GetMetadataPropertyValue(input, 'path'): input metadata. For local inputs a property is
+    read from the event's fields when it carries them (EventEnqueuedUtcTime, PartitionId, an
+    IoTHub record, ...; an adapter prefix such as [EventHub] is accepted), PartitionId is 0 and
+    EventProcessedUtcTime the run's start when absent, EventId is a deterministic GUID per
+    event, and user properties ([User].[key]) are NULL: local files have none."""
+    n = batch_length(args, ctx.length)
+    rec = as_array(args[0], n)
+    key = const_value(args[1]) if isinstance(args[1], pa.Scalar) else None
+    if not isinstance(key, str):
+        raise ExecutionError("GetMetadataPropertyValue: the property path must be a constant string, "
+                             "e.g. '[EventHub].[EventEnqueuedUtcTime]'")
+    parts = metadata_path(key)
+    if parts and parts[0].lower() in _ADAPTERS and len(parts) > 1:
+        parts = parts[1:]
+    if not parts or parts[0].lower() == "user":
+        return pa.nulls(n)
+    if len(parts) == 1 and parts[0].lower() == "eventid":
+        return _event_ids(rec)
+    value = rec
+    for part in parts:
+        value = property_value(value, pa.scalar(part), n)
+    if not value.null_count or len(parts) != 1:
+        return value
+    fallback = _metadata_fallback(parts[0].lower(), n, ctx)
+    if value.null_count == n:
+        return fallback
+    try:
+        return pc.coalesce(value, fallback)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return value  # the event's field has another type: it is kept as given
 
 
 def json_parse_py(text: str) -> dict[str, Any] | None:

@@ -33,6 +33,8 @@ import json
 
 import pyarrow as pa
 import pytest
+
+import asaql
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -511,3 +513,40 @@ def test_charindex_vs_str_find(strings: list[str | None], find: str, start: int)
     want = [None if x is None else (x.find(find, begin) + 1 if begin <= len(x) else 0)
             for x in strings]
     assert got == want
+
+
+@pytest.mark.parametrize("path, parts", [
+    ("EventEnqueuedUtcTime", ["EventEnqueuedUtcTime"]),
+    ("[EventHub].[EventEnqueuedUtcTime]", ["EventHub", "EventEnqueuedUtcTime"]),
+    ("IoTHub.EnqueuedTime", ["IoTHub", "EnqueuedTime"]),
+    ("[User].[my key]", ["User", "my key"]),
+])
+def test_metadata_path(path: str, parts: list[str]) -> None:
+    from asaql.functions.record import metadata_path
+
+    assert metadata_path(path) == parts
+
+
+def test_metadata_event_id_is_deterministic_and_per_event() -> None:
+    events = [{"k": 1, "v": "a"}, {"k": 2, "v": "a"}, {"v": "a", "k": 1}]
+    query = "SELECT GetMetadataPropertyValue(e, 'EventId') AS id FROM e"
+    first = [r["id"] for r in asaql.run(query, inputs={"e": events}).rows()]
+    again = [r["id"] for r in asaql.run(query, inputs={"e": events}).rows()]
+    assert first == again
+    assert first[0] != first[1] and first[0] == first[2]  # same content, same id
+    assert all(len(i) == 36 for i in first)
+
+
+def test_metadata_fallbacks_and_event_fields() -> None:
+    events = [{"EventEnqueuedUtcTime": "2024-05-14T10:00:01Z", "PartitionId": 3}, {}]
+    rows = asaql.run("SELECT GetMetadataPropertyValue(e, 'PartitionId') AS p, "
+                     "GetMetadataPropertyValue(e, '[EventHub].[EventEnqueuedUtcTime]') AS q, "
+                     "GetMetadataPropertyValue(e, '[User]') AS u FROM e", inputs={"e": events}).rows()
+    assert [r["p"] for r in rows] == [3, 0]
+    assert rows[0]["q"] is not None and rows[1]["q"] is None
+    assert [r["u"] for r in rows] == [None, None]
+
+
+def test_metadata_path_must_be_constant() -> None:
+    with pytest.raises(asaql.AsaqlError, match="constant string"):
+        asaql.run("SELECT GetMetadataPropertyValue(e, e.p) AS x FROM e", inputs={"e": [{"p": "PartitionId"}]})
