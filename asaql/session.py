@@ -171,6 +171,9 @@ def _open(inp: _Input, columns: list[str] | None, ctx: ExecContext) -> Iterator[
 
 def _rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
     for batch in batches:
+        if not batch.num_rows:
+            yield batch  # a followed input's "no new data" tick
+            continue
         for start in range(0, batch.num_rows, size):
             yield batch.slice(start, size)
 

@@ -21,7 +21,7 @@ from asaql.errors import DataError, ExecutionError
 from asaql.exec.evaluate import evaluate
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
 from asaql.plan import logical as lp
-from asaql.time.watermark import ts_to_us
+from asaql.time.watermark import dt_to_us, ts_to_us
 from asaql.types import DATETIME, to_python
 
 __all__ = ["ScanOperator", "to_struct"]
@@ -67,7 +67,15 @@ class ScanOperator:
         policy = OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
         orderer = EventOrderer(policy, keyed=bool(self.node.timestamp_over))
         metrics, name = self.ctx.metrics, self.node.input_name
+        last_event = self._wall_us()
         for raw in self.open_input(name, self._columns()):
+            if not raw.num_rows:  # a live input with nothing new: time may still move
+                released = orderer.idle(self._wall_us() - last_event)
+                yield from released.batches
+                if released.watermark is not None:
+                    yield Watermark(us_to_dt(released.watermark))
+                continue
+            last_event = self._wall_us()
             metrics.add(metrics.events_in, name, raw.num_rows)
             batch, arrival = self._prepare_with_arrival(raw)
             if arrival is not None:
@@ -107,6 +115,9 @@ class ScanOperator:
             return batch, None
         enq = pc.coalesce(enq.cast(DATETIME), batch.column(TS))
         return batch, ts_to_us(enq)
+
+    def _wall_us(self) -> int:
+        return dt_to_us(self.ctx.clock())
 
     def _drop_early(self, batch: pa.RecordBatch, arrival: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
         """ASA's early-arrival window: an event whose time is more than 5 minutes after its

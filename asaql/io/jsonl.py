@@ -71,7 +71,10 @@ import pyarrow.json as pj
 from asaql.errors import DataError
 from asaql.io.formats import json_text, rows_to_batch
 
-__all__ = ["JsonLinesSink", "JsonSource", "encode_lines"]
+__all__ = ["IDLE", "JsonLinesSink", "JsonSource", "encode_lines"]
+
+#: yielded by a followed input that has no new data: no events, only "time has passed"
+IDLE = pa.RecordBatch.from_pydict({})
 
 ErrorHandler = Callable[[DataError], None]
 
@@ -541,6 +544,7 @@ class JsonSource:
             if not data:
                 if self.follow:
                     time.sleep(self.poll_seconds)
+                    yield memoryview(b"")  # idle: lets the scan advance time (see batches)
                     continue
                 break
             buf = rest + data if rest else data
@@ -576,6 +580,9 @@ class JsonSource:
         chunks = _prepend(head, chunks)
         if self.workers == 1 or self.follow:
             for chunk in chunks:
+                if not len(chunk):
+                    yield IDLE  # the file has not grown since the last poll
+                    continue
                 line0 = yield from self._deliver(parser.parse(chunk), line0)
             return
         # the first chunk alone (it teaches the parser the schema), then a bounded pipeline

@@ -17,7 +17,8 @@ the event.
 Formats (from the extension or ``format=``): JSON (``.json``/``.jsonl``/``.ndjson``; lines or one
 top-level array), CSV (``.csv``, header row, every value a string) and Parquet (``.parquet``).
 ``-`` reads JSON lines from stdin. ``follow=True`` tails a growing JSON lines file (``tail -f``)
-until :meth:`Source.close`.
+until :meth:`Source.close`; each poll that finds nothing new yields an empty batch (no rows, no
+columns), so the scan can let time pass on an idle input.
 """
 
 from __future__ import annotations

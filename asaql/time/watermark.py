@@ -155,6 +155,7 @@ class EventOrderer:
         self._pending: list[_Pending] = []
         self._max_arrival = NEG_INF
         self._emitted = NEG_INF
+        self._last = NEG_INF  # the largest event or arrival time pushed (idle() counts from it)
 
     # ------------------------------------------------------------------ push
 
@@ -165,6 +166,7 @@ class EventOrderer:
         if n == 0:
             return out
         ts = np.array(ts, dtype=np.int64, copy=True)
+        self._last = max(self._last, int(ts.max()), NEG_INF if arrival is None else int(np.max(arrival)))
         keys = np.zeros(n, dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
         keep = np.ones(n, dtype=bool)
         adjusted = np.zeros(n, dtype=bool)
@@ -190,6 +192,27 @@ class EventOrderer:
         if len(ts):
             batch = _with_ts(batch, ts, self.ts_column)
             self._pending.append(_Pending(batch, ts, keys))
+        return self._advance(out)
+
+    def idle(self, elapsed_us: int) -> Released:
+        """No event for ``elapsed_us`` of wall-clock time on a live input. ASA then moves the
+        watermark with the estimated arrival time: ``last arrival + elapsed - late tolerance``
+        (the last arrival is the largest arrival or event time pushed). Only with a bounded
+        late-arrival tolerance: unbounded, time moves with events alone. Events that arrive
+        later with older times meet the out-of-order policy at the new watermark."""
+        out = Released()
+        late = self.policy.late_us
+        seen = self._max > NEG_INF
+        if late is None or self._last <= NEG_INF or elapsed_us <= 0:
+            return out
+        idle_wm = self._last + elapsed_us - late
+        tol = self.policy.out_of_order_us
+        self._max = np.where(seen, np.maximum(self._max, idle_wm + tol), self._max)
+        self._max_arrival = max(self._max_arrival, idle_wm + late)
+        return self._advance(out)
+
+    def _advance(self, out: Released) -> Released:
+        """Release what the key watermarks have passed; a new global watermark, if it moved."""
         out.batches = self._release(self._key_watermarks())
         wm = self._global_watermark()
         if wm is not None and wm > self._emitted:

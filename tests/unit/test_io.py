@@ -298,8 +298,13 @@ def test_follow_mode(tmp_path: Path) -> None:
     src = JsonSource("live", str(path), on_error=lambda e: None, follow=True, poll_seconds=0.02)
     got: list[int] = []
 
+    idle: list[int] = []
+
     def consume() -> None:
         for b in src.batches():
+            if not b.num_rows:  # the file has not grown since the last poll
+                idle.append(1)
+                continue
             got.extend(b.column("n").to_pylist())
 
     t = threading.Thread(target=consume, daemon=True)
@@ -319,6 +324,7 @@ def test_follow_mode(tmp_path: Path) -> None:
     t.join(timeout=5)
     assert not t.is_alive()
     assert got == [1, 2, 20, 3, 30, 4, 40, 5, 50]
+    assert idle  # polls that found nothing new are reported, for the scan's idle time
 
 
 # ----------------------------------------------------------------------------------- CSV in

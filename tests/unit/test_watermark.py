@@ -163,3 +163,26 @@ def test_shuffling_within_the_tolerance_changes_nothing(n: int, tolerance: int, 
     result = _session(config, shuffled, batch_size).run(query)
     assert result["output"].to_pylist() == ordered
     assert not result.metrics.adjusted and not result.metrics.dropped
+
+
+def test_idle_moves_the_watermark_with_a_bounded_late_tolerance() -> None:
+    o = EventOrderer(OrderingPolicy(out_of_order_us=5 * S, late_us=2 * S))
+    r = o.push(_batch([10 * S, 12 * S]), np.array([10 * S, 12 * S]))
+    assert r.watermark == 7 * S - 1 and _times(r.batches) == []  # both wait inside the tolerance
+    # 1 s of silence: estimated arrival 13 s, minus 2 s of late tolerance: 11 s
+    r = o.idle(1 * S)
+    assert r.watermark == 11 * S - 1 and _times(r.batches) == [10 * S]
+    r = o.idle(4 * S)  # 12 + 4 - 2 = 14 s: 12 s leaves the re-sort buffer
+    assert r.watermark == 14 * S - 1 and _times(r.batches) == [12 * S]
+    assert o.idle(3 * S).watermark is None  # time never goes back
+    # a later event older than the idle watermark meets the out-of-order policy there
+    r = o.push(_batch([13 * S]), np.array([13 * S]))
+    assert r.adjusted == 1
+
+
+def test_idle_without_a_late_tolerance_does_nothing() -> None:
+    o = EventOrderer(OrderingPolicy(out_of_order_us=5 * S))
+    o.push(_batch([10 * S]), np.array([10 * S]))
+    r = o.idle(3600 * S)
+    assert r.watermark is None and r.batches == []
+    assert EventOrderer(OrderingPolicy(late_us=S)).idle(10 * S).watermark is None  # nothing seen yet
