@@ -3,14 +3,23 @@
     python bench/ml_bench.py                 # full table (about a minute)
     python bench/ml_bench.py --quick         # fewer requests per cell
 
-The server runs in a separate process (asyncio, standard library): it reads each request,
-counts its rows, sleeps a fixed ``--latency-ms`` (20 ms) whatever the batch size, and returns
-a bare JSON array with one float per row, so the ideal throughput is
+The server runs in a separate process (standard library, one thread per connection): it reads
+each request, counts its rows, answers at arrival + ``--latency-ms`` (20 ms) whatever the batch
+size with a bare JSON array of one float per row, so the ideal throughput is
 ``in_flight * batch / latency``. For each batch size (1, 100, 1000) and in-flight count
-(1, 4, 16) it prints achieved events/s and the ratio to that ideal. A second run against the
-same server with zero latency shows the Scorer's own cost per event next to the cost of
-``json.dumps`` on the same rows (the floor for any JSON client) and of a bare ``httpx.Client``
-loop posting the same pre-built batches.
+(1, 4, 16) it prints
+
+* **bare wire**: the least any client can do against this server on this box right now
+  (``in_flight`` threads posting pre-encoded bodies over keep-alive sockets, no bookkeeping);
+* **Scorer**: asaql's scorer on the same events (3-field records in chunks of 1024, the
+  azureml ``{"data": [...]}`` body), its ratio to the ideal and to bare wire.
+
+The two run back to back per cell, so both see the same load on a shared box. A second run
+against the same server with zero latency shows where the client's time goes: events/s that
+one thread can encode into bodies (orjson; the ceiling for any client in one process), a bare
+``httpx.Client`` loop, bare wire with one thread, the Scorer with 1 and 4 in flight, and the
+Scorer's client CPU per event (this process only) next to the encoding's: the share of the
+client's CPU that is JSON encoding.
 """
 
 from __future__ import annotations
@@ -18,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import socketserver
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import orjson
+import pyarrow as pa
 
+from asaql.exec.ml_score import piece_rows
 from asaql.ml.endpoint import EndpointSpec
-from asaql.ml.protocols import dumps
+from asaql.ml.protocols import dumps, make_codec
 from asaql.ml.scorer import Scorer
-
-CHUNK = 1024  # events per input chunk (one record batch of the executor)
-
+from asaql.ml.wire import WireClient
 
 # -- the fixed-latency server (runs in its own process) ----------------------------------------
 # One thread per keep-alive connection (16 in flight = 16 threads, each sleeping on its own);
@@ -47,6 +58,13 @@ CHUNK = 1024  # events per input chunk (one record batch of the executor)
 # this box's 2 cores, taken from the client it is supposed to measure.
 
 _loads = orjson.loads
+
+
+def _count(body: dict) -> int:
+    """Rows in an azureml ``{"data": [...]}`` or MLflow ``dataframe_split`` body."""
+    if "data" in body:
+        return len(body["data"])
+    return len(body["dataframe_split"]["data"])
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -65,7 +83,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 line = rfile.readline()
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            rows = len(_loads(rfile.read(length))["data"])
+            rows = _count(_loads(rfile.read(length)))
             payload = self.cache.get(rows)
             if payload is None:
                 payload = self.cache[rows] = json.dumps([0.5] * rows).encode()
@@ -114,20 +132,54 @@ def make_events(n: int) -> list[dict]:
     ]
 
 
-def chunked(events: list[dict]) -> list[list[dict]]:
-    return [events[i : i + CHUNK] for i in range(0, len(events), CHUNK)]
+def chunked(events: list[dict], batch: int, arrow: bool = False) -> list:
+    """Chunks as the MLScore operator hands them to the scorer (pieces of whole requests),
+    as Python records or (``arrow``) one Arrow struct array each."""
+    step = piece_rows(batch)
+    chunks = [events[i : i + step] for i in range(0, len(events), step)]
+    return [pa.array(c) for c in chunks] if arrow else chunks
 
 
-def run_scorer(url: str, batch: int, in_flight: int, events: list[dict]) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process only: the server is another
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_scorer(
+    url: str, batch: int, in_flight: int, events: list[dict], arrow: bool = False
+) -> tuple[float, float]:
+    """(events/s, client CPU seconds per event) of the Scorer over these events."""
     spec = EndpointSpec(name="bench", url=url, batch_size=batch, max_in_flight=in_flight)
-    chunks = chunked(events)
+    chunks = chunked(events, batch, arrow)
     with Scorer(spec) as scorer:
-        list(scorer.map(chunked(events[: batch * in_flight])))  # warm up connections
-        started = time.perf_counter()
+        list(scorer.map(chunked(events[: batch * in_flight], batch, arrow)))  # warm up
+        cpu, started = _cpu(), time.perf_counter()
         scored = sum(len(c.values) for c in scorer.map(chunks))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
     assert scored == len(events)
-    return len(events) / elapsed
+    return len(events) / elapsed, cpu / len(events)
+
+
+def bare_wire(url: str, batch: int, in_flight: int, events: list[dict]) -> float:
+    """Events/s of the least a client can do: ``in_flight`` threads encoding and posting the
+    batches over keep-alive sockets (asaql.ml.wire) and decoding the answers, no bookkeeping."""
+    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    headers = {"Content-Type": "application/json"}
+    client = WireClient(timeout=30.0, connect_timeout=10.0, max_idle=in_flight)
+    lanes = [batches[i::in_flight] for i in range(in_flight)]
+
+    def lane(own: list[list[dict]]) -> None:
+        for rows in own:
+            orjson.loads(client.post(url, dumps({"data": rows}), headers).content)
+
+    try:
+        with ThreadPoolExecutor(in_flight) as pool:
+            list(pool.map(lane, [lane_batches[:1] for lane_batches in lanes]))  # connect
+            started = time.perf_counter()
+            list(pool.map(lane, lanes))
+            return len(events) / (time.perf_counter() - started)
+    finally:
+        client.close()
 
 
 def bare_httpx(url: str, batch: int, events: list[dict]) -> float:
@@ -141,11 +193,22 @@ def bare_httpx(url: str, batch: int, events: list[dict]) -> float:
     return len(events) / elapsed
 
 
-def json_floor(batch: int, events: list[dict]) -> float:
-    started = time.perf_counter()
-    for i in range(0, len(events), batch):
-        dumps({"data": events[i : i + batch]})
-    return len(events) / (time.perf_counter() - started)
+def json_floor(url: str, batch: int, events: list[dict], arrow: bool = False) -> float:
+    """Events/s one thread turns into request bodies (the codec of ``url``, orjson; from Arrow
+    arrays when ``arrow``): the ceiling for any client in this process, whatever the server."""
+    codec = make_codec(EndpointSpec(name="bench", url=url, batch_size=batch))
+    if arrow:
+        table = pa.array(events)
+        batches = [table.slice(i, batch) for i in range(0, len(events), batch)]
+    else:
+        batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for rows in batches:
+            dumps(codec.encode_rows(rows))
+        best = max(best, len(events) / (time.perf_counter() - started))
+    return best
 
 
 def latency_table(url: str, latency: float, seconds: float) -> list[dict]:
@@ -155,16 +218,49 @@ def latency_table(url: str, latency: float, seconds: float) -> list[dict]:
             ideal = in_flight * batch / latency
             n = int(min(ideal * seconds, 2_000_000))
             n = max(n - n % batch, batch * in_flight)
-            achieved = run_scorer(url, batch, in_flight, make_events(n))
+            events = make_events(n)
+            bare = bare_wire(url, batch, in_flight, events)
+            achieved, _ = run_scorer(url, batch, in_flight, events)
             rows.append(
                 {"batch": batch, "in_flight": in_flight, "events": n, "ideal": ideal,
-                 "achieved": achieved, "ratio": achieved / ideal}
+                 "bare_wire": bare, "achieved": achieved, "ratio": achieved / ideal,
+                 "ratio_bare": achieved / bare}
             )
             print(
-                f"| {batch:>5} | {in_flight:>9} | {n:>9} | {ideal:>12,.0f} | {achieved:>12,.0f} "
-                f"| {achieved / ideal:>5.2f} |",
+                f"| {batch:>5} | {in_flight:>9} | {n:>9} | {ideal:>10,.0f} | {bare:>10,.0f} "
+                f"| {achieved:>10,.0f} | {achieved / ideal:>5.2f} | {achieved / bare:>5.2f} |",
                 flush=True,
             )
+    return rows
+
+
+ZERO_CASES = [  # (label, batch, arrow chunks, path: /score = azureml records, /invocations = mlflow split)
+    ("100, records", 100, False, "/score"),
+    ("1000, records", 1000, False, "/score"),
+    ("1000, Arrow records", 1000, True, "/score"),
+    ("1000, Arrow split", 1000, True, "/invocations"),
+]
+
+
+def zero_table(base: str, n: int) -> list[dict]:
+    rows = []
+    events = make_events(n)
+    for label, batch, arrow, path in ZERO_CASES:
+        url = base + path
+        floor = json_floor(url, batch, events, arrow)
+        plain = not arrow and path == "/score"
+        httpx_rate = bare_httpx(url, batch, events) if plain else float("nan")
+        wire_rate = bare_wire(url, batch, 1, events) if plain else float("nan")
+        one, cpu_one = run_scorer(url, batch, 1, events, arrow)
+        four, _ = run_scorer(url, batch, 4, events, arrow)
+        encode_share = (1 / floor) / cpu_one
+        rows.append({"case": label, "batch": batch, "encode_only": floor,
+                     "bare_httpx": httpx_rate, "bare_wire": wire_rate, "scorer_1": one,
+                     "scorer_4": four, "scorer_cpu_ns_per_event": cpu_one * 1e9,
+                     "encode_ns_per_event": 1e9 / floor, "encode_share": encode_share})
+        print(f"| {label:<19} | {floor:>11,.0f} | {httpx_rate:>10,.0f} | {wire_rate:>10,.0f} "
+              f"| {one:>10,.0f} | {four:>10,.0f} | {1e9 / floor:>7.0f} | {cpu_one * 1e9:>7.0f} "
+              f"| {encode_share:>5.0%} |", flush=True)
     return rows
 
 
@@ -181,12 +277,15 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds = 1.0 if args.quick else 3.0
     print(f"# asaql ML scoring bench ({os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"chunks of {CHUNK} events, azureml body {{\"data\": [...]}}, 3-field records)\n")
+          f"chunks of about {piece_rows(1)} events, azureml body {{\"data\": [...]}}, 3-field records, "
+          f"load average {os.getloadavg()[0]:.1f})\n")
     proc, url = start_server(args.latency_ms)
     try:
         print(f"## Fixed latency {args.latency_ms:g} ms per request\n")
-        print("| batch | in flight |    events |  ideal ev/s  | achieved ev/s | ratio |")
-        print("|------:|----------:|----------:|-------------:|-------------:|------:|")
+        print("| batch | in flight |    events |   ideal/s  | bare wire/s | Scorer/s | "
+              "ratio | / bare |")
+        print("|------:|----------:|----------:|-----------:|-----------:|-----------:|"
+              "------:|------:|")
         table = latency_table(url, args.latency_ms / 1000.0, seconds)
     finally:
         proc.terminate()
@@ -194,19 +293,12 @@ def main(argv: list[str] | None = None) -> int:
 
     proc, url = start_server(0)
     try:
-        print("\n## Zero latency: where the time goes (events/s, higher is better)\n")
-        print("| batch | json.dumps only | bare httpx loop | Scorer in_flight=1 | Scorer in_flight=4 |")
-        print("|------:|----------------:|----------------:|-------------------:|-------------------:|")
-        zero = []
-        for batch in (100, 1000):
-            events = make_events(200_000 if not args.quick else 50_000)
-            floor = json_floor(batch, events)
-            bare = bare_httpx(url, batch, events)
-            one = run_scorer(url, batch, 1, events)
-            four = run_scorer(url, batch, 4, events)
-            zero.append({"batch": batch, "json_dumps": floor, "bare_httpx": bare,
-                         "scorer_1": one, "scorer_4": four})
-            print(f"| {batch:>5} | {floor:>15,.0f} | {bare:>15,.0f} | {one:>18,.0f} | {four:>18,.0f} |")
+        print("\n## Zero latency: where the time goes (events/s; client CPU ns per event)\n")
+        print("| batch, rows         | encode only | bare httpx | bare wire | Scorer x1 "
+              "| Scorer x4 | encode ns | Scorer ns | encode share |")
+        print("|---------------------|------------:|-----------:|-----------:|-----------:"
+              "|-----------:|--------:|--------:|------:|")
+        zero = zero_table(url.rsplit("/", 1)[0], 200_000 if not args.quick else 50_000)
     finally:
         proc.terminate()
         proc.wait()

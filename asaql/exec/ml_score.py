@@ -38,7 +38,7 @@ from asaql.exec.evaluate import evaluate, from_python
 from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item
 from asaql.plan import logical as lp
 
-__all__ = ["DeadLetterChannel", "MLScoreOperator", "with_dead_letters"]
+__all__ = ["DeadLetterChannel", "MLScoreOperator", "piece_rows", "with_dead_letters"]
 
 
 class MLScoreOperator:
@@ -79,8 +79,8 @@ class MLScoreOperator:
     def _arguments(self, pending: deque[Item], args: deque[pa.Array]) -> Iterator[pa.Array]:
         # runs on the scorer's feeder thread: it pulls the whole upstream pipeline. The
         # argument column goes to the scorer as Arrow (its requests are slices of it), in
-        # pieces of whole requests (see _piece_rows)
-        step = _piece_rows(self.node.spec.batch_size)
+        # pieces of whole requests (see piece_rows)
+        step = piece_rows(self.node.spec.batch_size)
         for item in self.child:
             if isinstance(item, pa.RecordBatch):
                 arg = evaluate(self.node.arg, item, self.ctx)
@@ -129,7 +129,7 @@ class MLScoreOperator:
 PIECE_ROWS = 8192
 
 
-def _piece_rows(batch_size: int) -> int:
+def piece_rows(batch_size: int) -> int:
     """Rows per piece an input batch is cut into: whole requests, about PIECE_ROWS.
 
     Each piece's answers go downstream as soon as they are all in, instead of after the whole

@@ -45,9 +45,9 @@ from asaql.ml.protocols import (
     make_codec,
 )
 from asaql.ml.secrets import redact
-from asaql.ml.wire import WireClient, WireError, WireResponse, WireTimeout, plain_http
+from asaql.ml.wire import Sent, WireClient, WireError, WireResponse, WireTimeout, plain_http
 
-__all__ = ["EndpointClient", "describe_event"]
+__all__ = ["Call", "EndpointClient", "describe_event"]
 
 _RETRYABLE = frozenset({408, 429})
 _EVENT_CHARS = 200
@@ -86,6 +86,21 @@ class _Resolved:
         self.plain = plain_http(self.url, headers)  # sent over the WireClient
 
 
+class Call:
+    """One batch between :meth:`EndpointClient.prepare` and :meth:`EndpointClient.finish`."""
+
+    __slots__ = ("body", "config", "error", "rows", "sent", "sent_at", "started")
+
+    def __init__(self, config: _Resolved, rows: list[Any] | pa.Array, started: float) -> None:
+        self.config = config
+        self.rows = rows
+        self.started = started
+        self.body: bytes | None = None
+        self.error: str | None = None
+        self.sent: Sent | WireError | None = None  # the first attempt, when send wrote it
+        self.sent_at = 0.0
+
+
 class EndpointClient:
     """Sends batches to one endpoint; see the module docstring for the retry policy."""
 
@@ -108,13 +123,14 @@ class EndpointClient:
         self._lock = threading.Lock()
         self._seen_keys: list[str] = []
         self._config = self._resolve(spec)
-        # at most max_in_flight requests on the wire; the Scorer runs one more worker than
-        # that, which encodes the next body while the others wait for their answers. A queue
-        # of tokens rather than threading.Semaphore: get/put are C, no Python-level Condition
+        # at most max_in_flight requests on the wire (the Scorer runs that many workers, each
+        # encoding its next body while its answer is on the way; direct score() calls from
+        # more threads wait here). A queue of tokens rather than threading.Semaphore: get/put
+        # are C, no Python-level Condition
         self._wire: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(spec.max_in_flight):
             self._wire.put(None)
-        self.lookahead = 1
+        self.lookahead = spec.max_in_flight  # each worker prepares its next batch
         self.takes_arrow = True  # rows may be one Arrow array (see Codec.encode_rows)
         self._transport = transport
         timeout = httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0))
@@ -185,18 +201,49 @@ class EndpointClient:
     def score(self, rows: list[Any] | pa.Array) -> list[Any]:
         """Score one batch (a list of rows or one Arrow array of them); returns one result per
         row, in order, or raises EndpointError."""
-        config = self.current()
-        n = len(rows)
-        started = self._clock()
+        call = self.prepare(rows)
+        self.send(call)
+        return self.finish(call)
+
+    # The Scorer's workers split score() in three so that a worker can encode its next batch
+    # while the answer to this one is on its way: prepare (encode), send (write the first
+    # attempt; plain http only), finish (read the answer, retry, decode).
+
+    def prepare(self, rows: list[Any] | pa.Array) -> Call:
+        """Encode one batch into a request body (an encoding failure is raised by finish)."""
+        call = Call(self.current(), rows, self._clock())
         try:
-            body = dumps(self._codec.encode_rows(rows))
+            call.body = dumps(self._codec.encode_rows(rows))
         except (TypeError, ValueError) as exc:
+            call.error = f"cannot encode the request: {exc}"
+        return call
+
+    def send(self, call: Call) -> None:
+        """Write the first attempt of a prepared call (plain http only; else finish sends)."""
+        if call.body is None or not call.config.plain or self._plain is None:
+            return
+        self._wire.get()  # given back once finish has read the answer
+        call.sent_at = self._clock()
+        try:
+            call.sent = self._plain.send(call.config.url, call.body, call.config.headers)
+        except WireError as exc:
+            call.sent = exc  # the first attempt failed; finish reports and retries it
+        except BaseException:
+            self._wire.put(None)
+            raise
+
+    def finish(self, call: Call) -> list[Any]:
+        """The results of a prepared (and maybe sent) call, after retries, or EndpointError."""
+        config, rows, body, started = call.config, call.rows, call.body, call.started
+        n = len(rows)
+        if body is None:
             self.metrics.record_request(events=n, latency=0.0, ok=False, retries=0)
-            raise self._error(config, rows, f"cannot encode the request: {exc}", None) from None
+            raise self._error(config, rows, call.error or "cannot encode the request", None)
         attempt = 0
         while True:
             attempt += 1
-            status, message, response, latency = self._attempt(config, body)
+            status, message, response, latency = self._attempt(config, body, call)
+            call = None  # retries go out afresh
             if response is not None and status < 300:
                 results = self._decode(config, rows, response, attempt - 1)
                 self.metrics.record_request(events=n, latency=latency, ok=True, retries=attempt - 1)
@@ -216,15 +263,21 @@ class EndpointClient:
             config = self.current()
 
     def _attempt(
-        self, config: _Resolved, body: bytes
+        self, config: _Resolved, body: bytes, call: Call | None
     ) -> tuple[int, str, httpx.Response | WireResponse | None, float]:
-        self._wire.get()
-        try:
+        sent = call.sent if call is not None else None
+        if sent is None:
+            self._wire.get()
             sent_at = self._clock()
-            if config.plain and self._plain is not None:
-                response: httpx.Response | WireResponse = self._plain.post(
-                    config.url, body, config.headers
-                )
+        else:
+            sent_at = call.sent_at  # type: ignore[union-attr]
+        try:
+            if isinstance(sent, WireError):
+                raise sent
+            if sent is not None:
+                response: httpx.Response | WireResponse = self._plain.receive(sent)  # type: ignore[union-attr]
+            elif config.plain and self._plain is not None:
+                response = self._plain.post(config.url, body, config.headers)
             else:
                 response = self._httpx_client().post(
                     config.url, content=body, headers=config.headers

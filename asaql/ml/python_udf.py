@@ -138,6 +138,16 @@ class PythonCaller:
         else:
             self.function = resolve_function(spec.url, arrow=spec.batch_arrow)
 
+    # the Scorer's worker protocol (see EndpointClient.prepare): nothing to do ahead of time
+    def prepare(self, rows: list[Any]) -> list[Any]:
+        return rows
+
+    def send(self, call: list[Any]) -> None:
+        pass
+
+    def finish(self, call: list[Any]) -> list[Any]:
+        return self.score(call)
+
     def score(self, rows: list[Any]) -> list[Any]:
         fn = self.function
         started = time.perf_counter()

@@ -134,10 +134,17 @@ class BatchCaller(Protocol):
     """Scores one batch: one result per row, or raises EndpointError."""
 
     metrics: EndpointMetrics
-    lookahead: int  # extra workers that may prepare a batch while max_in_flight are busy
+    lookahead: int  # requests that may be prepared ahead of those on the wire (0: none)
     takes_arrow: bool  # score() also accepts one Arrow array of rows
 
     def score(self, rows: list[Any]) -> list[Any]: ...
+
+    # score() in three steps, so that a worker can prepare its next batch in between:
+    def prepare(self, rows: list[Any]) -> Any: ...
+
+    def send(self, call: Any) -> None: ...
+
+    def finish(self, call: Any) -> list[Any]: ...
 
     def close(self) -> None: ...
 
@@ -191,7 +198,7 @@ class Scorer:
             self._cache = ResultCache(spec.cache_size, ttl=ttl, clock=clock)
         self._tasks = spec.max_in_flight + self._caller.lookahead
         self._arrow = self._caller.takes_arrow and self._cache is None
-        self._pool = _Workers(f"asaql-ml-{spec.name}", self._caller.score, self._tasks)
+        self._pool = _Workers(f"asaql-ml-{spec.name}", self._caller, spec.max_in_flight)
 
     def _make_caller(
         self,
@@ -417,9 +424,18 @@ class _Run:
             error = exc if isinstance(exc, EndpointError) else EndpointError(exc.message)
             self._fail(request, error)
             return
+        parts = request.parts
+        if len(parts) == 1 and parts[0][0].index is None:  # the common case: no copies
+            slot, start, stop = parts[0]
+            if start == 0 and stop == len(slot.values) and self.scorer._remote:
+                slot.values = results  # a fresh list decoded from the answer
+            else:
+                slot.values[start:stop] = results
+            slot.remaining -= stop - start
+            return
         offset = 0
         cache = self.scorer._cache
-        for slot, start, stop in request.parts:
+        for slot, start, stop in parts:
             size = stop - start
             chunk_results = results[offset : offset + size]
             if slot.index is None:
@@ -460,21 +476,37 @@ class _Run:
 
 
 class _Workers:
-    """The threads that call ``score`` for submitted requests: a ThreadPoolExecutor without
-    the Future, Condition and Semaphore it creates or takes per call (pure-Python locking that
-    cost ~20 µs of GIL time per request); jobs and answers travel on C ``SimpleQueue``s.
+    """The ``max_in_flight`` threads that score submitted requests: a ThreadPoolExecutor
+    without the Future, Condition and Semaphore it creates or takes per call (pure-Python
+    locking that cost ~20 µs of GIL time per request); jobs and answers travel on C
+    ``SimpleQueue``s.
+
+    Each worker overlaps its next request with the one on the wire::
+
+        prepare(A) ─ send(A) ─ prepare(B) ─ finish(A) ─ send(B) ─ prepare(C) ─ finish(B) ...
+                        └── A on the wire ──┘              └── B on the wire ──┘
+
+    taking B from the queue only when no other worker is idle (else B is that worker's), so
+    at most one request per worker is on the wire and none waits behind another worker's
+    answer while a worker is free. Against a fast server this keeps encoding off the
+    critical path without the extra thread, wake-up and hand-over of a shared lookahead
+    worker (each wake-up of a waiting thread costs ~15 µs of CPU on the bench box). Callers
+    with ``lookahead == 0`` (local Python functions) take one job at a time.
 
     A thread is started when more requests are outstanding than there are threads, up to
     ``limit``. A job of a run that has stopped (the caller left ``map``) is skipped; ``close``
     skips what is still queued and waits for the running calls to return.
     """
 
-    def __init__(self, name: str, score: Callable[[Any], list[Any]], limit: int) -> None:
+    def __init__(self, name: str, caller: BatchCaller, limit: int) -> None:
         self._name = name
-        self._score = score
+        self._caller = caller
+        self._ahead = caller.lookahead > 0
         self._limit = limit
         self._jobs: queue.SimpleQueue[tuple[_Run, _Request] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._idle = 0  # workers waiting for a job
+        self._idle_lock = threading.Lock()
         self._closed = False
 
     def submit(self, run: _Run, request: _Request, outstanding: int) -> None:
@@ -488,17 +520,71 @@ class _Workers:
             self._threads.append(thread)
         self._jobs.put((run, request))
 
+    def _next(self, block: bool) -> tuple[_Run, _Request] | None:
+        """A job to prepare: waiting for one (``block``), or one already queued that no idle
+        worker is about to take; None when there is none. Raises _Exit at the sentinel."""
+        jobs = self._jobs
+        if block:
+            with self._idle_lock:
+                self._idle += 1
+            try:
+                job = jobs.get()
+            finally:
+                with self._idle_lock:
+                    self._idle -= 1
+        else:
+            if self._idle:
+                return None
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                return None
+        if job is None:
+            raise _Exit
+        return job
+
+    def _prepare(self, job: tuple[_Run, _Request]) -> tuple[_Run, _Request, Any] | None:
+        run, request = job
+        if self._closed or run.stopping.is_set():
+            return None
+        try:
+            return run, request, self._caller.prepare(request.rows)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            run.events.put(("done", request, None, exc))
+            return None
+
     def _work(self) -> None:
-        jobs, score = self._jobs, self._score
+        caller = self._caller
+        held: tuple[_Run, _Request, Any] | None = None
+        exiting = False
         while True:
-            job = jobs.get()
-            if job is None:
-                return
-            run, request = job
+            if held is None:
+                if exiting:
+                    return
+                try:
+                    held = self._prepare(self._next(block=True))  # type: ignore[arg-type]
+                except _Exit:
+                    return
+                continue
+            run, request, call = held
+            held = None
             if self._closed or run.stopping.is_set():
                 continue
             try:
-                results = score(request.rows)
+                caller.send(call)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                run.events.put(("done", request, None, exc))
+                continue
+            if self._ahead and not exiting:
+                try:
+                    job = self._next(block=False)
+                except _Exit:
+                    exiting = True
+                else:
+                    if job is not None:
+                        held = self._prepare(job)
+            try:
+                results = caller.finish(call)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 run.events.put(("done", request, None, exc))
             else:
@@ -511,6 +597,10 @@ class _Workers:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+
+
+class _Exit(Exception):
+    """The close sentinel came out of the job queue."""
 
 
 _SLICE = 4096

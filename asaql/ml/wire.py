@@ -40,7 +40,7 @@ import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["WireClient", "WireError", "WireResponse", "WireTimeout", "plain_http"]
+__all__ = ["Sent", "WireClient", "WireError", "WireResponse", "WireTimeout", "plain_http"]
 
 STALE_AFTER = 1.0  # seconds idle before a kept connection is checked before reuse
 _MAX_LINE = 65536
@@ -166,24 +166,66 @@ class WireClient:
         return found
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> WireResponse:
+        return self.receive(self.send(url, body, headers))
+
+    def send(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
+        """Write the request; :meth:`receive` reads its answer (the caller may do other work
+        in between, such as encoding its next body)."""
         target = self.target(url, headers)
         data = target.head + b"%d\r\n\r\n" % len(body) + body
         conn = self._take(target.origin)
         if conn is not None:
             try:
-                return self._exchange(conn, target, data, reused=True)
+                self._write(conn, data, reused=True)
+                return Sent(conn, target, data, reused=True)
             except _Stale:
                 pass  # the server closed it while it was kept: once more on a new one
+        return self._send_new(target, data)
+
+    def _send_new(self, target: _Target, data: bytes) -> Sent:
         try:
             conn = _Connection(target.address, self.connect_timeout, self.timeout)
         except TimeoutError as exc:
             raise WireTimeout(f"connect timed out: {exc}") from None
         except OSError as exc:
             raise WireError(f"cannot connect: {exc}") from None
+        self._write(conn, data, reused=False)
+        return Sent(conn, target, data, reused=False)
+
+    def receive(self, sent: Sent) -> WireResponse:
+        """The answer to a request written by :meth:`send`."""
+        conn = sent.conn
         try:
-            return self._exchange(conn, target, data, reused=False)
-        except _Stale as exc:
-            raise WireError(str(exc)) from None
+            response, keep = _read_response(conn.file)
+        except _NothingYet as exc:
+            conn.close()
+            if not sent.reused:
+                raise WireError(str(exc)) from None
+            # a kept connection the server had closed: once more on a new one
+            return self.receive(self._send_new(sent.target, sent.data))
+        except (OSError, ValueError, zlib.error) as exc:
+            conn.close()
+            raise _wire_error(exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        if keep:
+            self._give(sent.target.origin, conn)
+        else:
+            conn.close()
+        return response
+
+    def _write(self, conn: _Connection, data: bytes, *, reused: bool) -> None:
+        try:
+            conn.sock.sendall(data)
+        except OSError as exc:
+            conn.close()
+            if reused and isinstance(exc, ConnectionError):
+                raise _Stale(str(exc)) from None
+            raise _wire_error(exc) from None
+        except BaseException:
+            conn.close()
+            raise
 
     def _take(self, origin: tuple[str, int]) -> _Connection | None:
         with self._lock:
@@ -206,37 +248,6 @@ class WireClient:
                     return
         conn.close()
 
-    def _exchange(
-        self, conn: _Connection, target: _Target, data: bytes, *, reused: bool
-    ) -> WireResponse:
-        try:
-            try:
-                conn.sock.sendall(data)
-            except TimeoutError:
-                raise
-            except ConnectionError as exc:
-                if reused:  # the server closed the kept connection
-                    raise _Stale(str(exc)) from None
-                raise
-            try:
-                response, keep = _read_response(conn.file)
-            except _NothingYet as exc:
-                if reused:
-                    raise _Stale(str(exc)) from None
-                raise WireError(str(exc)) from None
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, TimeoutError):
-                raise WireTimeout("timed out") from None
-            if isinstance(exc, OSError | ValueError | zlib.error) and not isinstance(exc, WireError):
-                raise WireError(f"{type(exc).__name__}: {exc}") from None
-            raise
-        if keep:
-            self._give(target.origin, conn)
-        else:
-            conn.close()
-        return response
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -244,6 +255,27 @@ class WireClient:
             self._idle.clear()
         for conn in kept:
             conn.close()
+
+
+class Sent:
+    """A request on the wire, waiting for :meth:`WireClient.receive`."""
+
+    __slots__ = ("conn", "data", "reused", "target")
+
+    def __init__(self, conn: _Connection, target: _Target, data: bytes, *, reused: bool) -> None:
+        self.conn = conn
+        self.target = target
+        self.data = data
+        self.reused = reused
+
+
+def _wire_error(exc: Exception) -> WireError:
+    """What a failure on the socket or in the answer is raised as."""
+    if isinstance(exc, WireError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return WireTimeout("timed out")
+    return WireError(f"{type(exc).__name__}: {exc}")
 
 
 class _NothingYet(ConnectionError):

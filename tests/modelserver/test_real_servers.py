@@ -248,8 +248,10 @@ def test_throughput_vs_bare_client(request, trained, tmp_path, server, batch, in
     function = {"url": url, "batch_size": batch, "max_in_flight": in_flight,
                 "input_columns": ["temperature", "humidity"]}
     spec = EndpointSpec(name="t", **{**function, "input_columns": ("temperature", "humidity")})
-    bare = bare_httpx(url, spec, rows, batch, in_flight)
-    ours = end_to_end(function, events, len(rows), tmp_path / "out.jsonl")
+    bare = ours = 0.0
+    for _ in range(2):  # in turn, best of two: a burst of load on a shared box hits both
+        bare = max(bare, bare_httpx(url, spec, rows, batch, in_flight))
+        ours = max(ours, end_to_end(function, events, len(rows), tmp_path / "out.jsonl"))
     scored = [json.loads(line)["score"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert scored == (expected["predict"] * 100)[:50_000]
     print(f"\n{server} batch={batch} in_flight={in_flight}: asaql end to end {ours:,.0f} rows/s, "
