@@ -35,30 +35,36 @@ def _follow(tmp_path: Path, query_text: str, events: list[str], want: int, *extr
          "--follow", "-q", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
-    sel = selectors.DefaultSelector()
-    assert proc.stdout is not None
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    results: list[dict[str, object]] = []
     try:
         with src.open("a") as f:
             for line in events:
                 f.write(line)
                 f.flush()
                 time.sleep(0.05)
-            deadline = time.monotonic() + 20
-            pending = b""
-            while len(results) < want and time.monotonic() < deadline:
-                if sel.select(timeout=0.5):
-                    chunk = os.read(proc.stdout.fileno(), 65536)
-                    if not chunk:
-                        break
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    results += [json.loads(x) for x in lines if x.strip()]
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        return _read_rows(proc, want)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _read_rows(proc: subprocess.Popen[bytes], want: int) -> list[dict[str, object]]:
+    """JSON lines from a running process's stdout until ``want`` rows (or 20 s); it must still
+    be running then."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    results: list[dict[str, object]] = []
+    deadline = time.monotonic() + 20
+    pending = b""
+    while len(results) < want and time.monotonic() < deadline:
+        if sel.select(timeout=0.5):
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            results += [json.loads(x) for x in lines if x.strip()]
+    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     return results
 
 
@@ -80,5 +86,33 @@ def test_an_idle_input_closes_windows_with_the_wall_clock(tmp_path: Path) -> Non
     config.write_text(json.dumps({"EventsLateArrivalMaxDelayInSeconds": 1}))
     query = QUERY.replace("TumblingWindow(second, 10)", "TumblingWindow(second, 2)")
     results = _follow(tmp_path, query, [_event(i) for i in (1, 2, 3)], 2, "--job-config", str(config))
+    assert [(r["n"], r["windowEnd"]) for r in results] == [
+        (2, "2024-05-14T10:00:02.0000000Z"), (1, "2024-05-14T10:00:04.0000000Z")]
+
+
+def test_stdin_results_appear_while_the_pipe_is_open(tmp_path: Path) -> None:
+    """A producer piping events slowly into ``asaql run --input src=-`` gets each window's rows
+    as soon as the watermark passes it, not when a full read chunk has arrived or the pipe
+    closes; with a bounded late tolerance the last window closes during the silence too."""
+    query = tmp_path / "q.asaql"
+    query.write_text(QUERY.replace("TumblingWindow(second, 10)", "TumblingWindow(second, 2)"))
+    config = tmp_path / "JobConfig.json"
+    config.write_text(json.dumps({"EventsLateArrivalMaxDelayInSeconds": 1}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asaql", "run", str(query), "-i", "src=-", "-o", "output=-", "-q",
+         "--job-config", str(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert proc.stdin is not None
+    try:
+        for i in (1, 2, 3):
+            proc.stdin.write(_event(i).encode())
+            proc.stdin.flush()
+        results = _read_rows(proc, 2)
+    finally:
+        proc.stdin.close()
+        proc.terminate()
+        proc.wait(timeout=10)
     assert [(r["n"], r["windowEnd"]) for r in results] == [
         (2, "2024-05-14T10:00:02.0000000Z"), (1, "2024-05-14T10:00:04.0000000Z")]

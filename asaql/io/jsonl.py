@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 import threading
 import time
@@ -506,11 +507,31 @@ class JsonSource:
                 self._owned = open(self.path, "rb")  # noqa: SIM115
         return self._owned
 
-    def _read_some(self, f: Any, first: bool = False) -> bytes:
+    def _read_some(self, f: Any, first: bool = False) -> bytes | None:
+        """Up to a chunk of bytes; b"" at the end of the input; None when a live pipe (stdin)
+        has had nothing new for ``poll_seconds``."""
         size = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
+        fd = _pipe_fd(f) if self.path == "-" else None
+        if fd is not None:
+            return self._read_pipe(f, fd, size)
         if self.follow and hasattr(f, "read1"):
             return f.read1(size)
         return f.read(size)
+
+    def _read_pipe(self, f: Any, fd: int, size: int) -> bytes | None:
+        """A live pipe: what has arrived, up to ``size`` (a producer writing fast fills whole
+        chunks; one writing slowly has its events passed on at once instead of waiting for a
+        full chunk)."""
+        data = bytearray()
+        while len(data) < size:
+            ready, _, _ = select.select([fd], [], [], 0 if data else self.poll_seconds)
+            if not ready:
+                return bytes(data) if data else None
+            piece = f.read1(size - len(data))
+            if not piece:
+                break
+            data += piece
+        return bytes(data)
 
     def close(self) -> None:
         self._closed.set()
@@ -533,7 +554,7 @@ class JsonSource:
             want = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
             try:
                 data = self._read_some(f, first)
-                if first and self.follow:  # a BOM may arrive in pieces
+                if first and (self.follow or self.path == "-"):  # a BOM may arrive in pieces
                     while data and len(data) < 3 and _BOM.startswith(data):
                         more = self._read_some(f)
                         if not more:
@@ -541,6 +562,9 @@ class JsonSource:
                         data += more
             except ValueError:  # closed under us
                 return
+            if data is None:  # a live pipe with nothing new
+                yield memoryview(b"")
+                continue
             if not data:
                 if self.follow:
                     time.sleep(self.poll_seconds)
@@ -591,6 +615,11 @@ class JsonSource:
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"asaql-json-{self.name}") as pool:
             try:
                 for chunk in chunks:
+                    if not len(chunk):  # a live pipe is idle: pass on what is parsed, then tick
+                        while pending:
+                            line0 = yield from self._deliver(pending.popleft().result(), line0)
+                        yield IDLE
+                        continue
                     pending.append(pool.submit(parser.parse, chunk))
                     if len(pending) > self.workers:
                         line0 = yield from self._deliver(pending.popleft().result(), line0)
@@ -653,6 +682,21 @@ class JsonSource:
                     path=self._shown_path(), code="InvalidData"))
         for start in range(0, len(rows), self.batch_rows):
             yield rows_to_batch(rows[start : start + self.batch_rows], columns)
+
+
+def _pipe_fd(f: Any) -> int | None:
+    """The descriptor of a pipe or terminal that ``select`` can wait on (POSIX), else None
+    (a regular file, a replaced ``sys.stdin`` without a descriptor, Windows)."""
+    if os.name != "posix" or not hasattr(f, "read1"):
+        return None
+    try:
+        fd = f.fileno()
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError):
+        return None
+    import stat
+
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode) else None
 
 
 def _seekable(f: Any) -> bool:
