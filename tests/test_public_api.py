@@ -72,3 +72,29 @@ def test_iterator_input_with_a_bad_item_names_it() -> None:
         assert "item 1" in str(exc) and "int" in str(exc)
     else:
         raise AssertionError("a non-event item must be reported")
+
+
+def test_iterator_input_none_lets_time_pass() -> None:
+    """``None`` from a live iterator means "nothing new": with a bounded late-arrival tolerance
+    the watermark follows the (injectable) clock, so a window closes before the next event."""
+    import datetime as dt
+
+    now = [dt.datetime(2030, 1, 1, tzinfo=dt.UTC)]
+    progress: list[str] = []
+
+    def events():
+        yield {"t": "2024-01-01T00:00:01Z"}
+        yield {"t": "2024-01-01T00:00:03Z"}
+        yield None  # no silence yet: nothing closes
+        progress.append("first idle")
+        now[0] += dt.timedelta(seconds=10)  # 3 s + 10 s - 1 s tolerance: past 00:00:10
+        yield None
+        progress.append("second idle")
+        yield {"t": "2024-01-01T00:00:30Z"}
+
+    session = asaql.Session(asaql.Options(clock=lambda: now[0],
+                                          job_config={"EventsLateArrivalMaxDelayInSeconds": 1}))
+    session.add_input("s", events())
+    job = session.compile("SELECT COUNT(*) AS n FROM s TIMESTAMP BY t GROUP BY TumblingWindow(second, 10)")
+    seen = [(list(progress), batch.to_pylist()) for _, batch in job.stream()]
+    assert seen == [(["first idle"], [{"n": 2}]), (["first idle", "second idle"], [{"n": 1}])]

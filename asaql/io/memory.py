@@ -16,7 +16,9 @@ class MemorySource:
     """An input given as a ``pa.Table``, a RecordBatch, a list of RecordBatches or a list of dicts,
     or as an iterator (a generator, a queue reader) of those: a live input, read as the program
     produces it. From an iterator, each RecordBatch, Table or list of dicts is one batch as
-    given (the caller chooses the latency); single dicts are grouped ``batch_rows`` at a time.
+    given (the caller chooses the latency); single dicts are grouped ``batch_rows`` at a time;
+    ``None`` means "nothing new": grouped events go on at once, and an idle input lets time pass
+    (with a bounded late-arrival tolerance, see EventOrderer.idle).
 
     Dicts are typed with the JSON rules (int + float -> float, other mixes -> Variant, Python
     datetimes -> datetime).
@@ -52,6 +54,9 @@ class MemorySource:
                 names = batch.schema.names
                 keep = set(match_columns(names, columns))
                 batch = batch.select([i for i, n in enumerate(names) if n in keep])
+            if not batch.num_rows:
+                yield batch  # an idle tick of a live input
+                continue
             for start in range(0, batch.num_rows, self.batch_rows):
                 yield batch.slice(start, self.batch_rows)
 
@@ -59,6 +64,12 @@ class MemorySource:
         assert self._live is not None
         pending: list[dict[str, Any]] = []
         for i, item in enumerate(self._live):
+            if item is None:  # "nothing new": pass on what waits, and let time pass (idle)
+                if pending:
+                    yield rows_to_batch(pending)
+                    pending = []
+                yield pa.RecordBatch.from_pydict({})
+                continue
             if isinstance(item, dict):
                 pending.append(item)
                 if len(pending) >= self.batch_rows:
