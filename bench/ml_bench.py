@@ -242,6 +242,10 @@ ZERO_CASES = [  # (label, batch, arrow chunks, path: /score = azureml records, /
 ]
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def zero_table(base: str, n: int) -> list[dict]:
     rows = []
     events = make_events(n)
@@ -249,8 +253,8 @@ def zero_table(base: str, n: int) -> list[dict]:
         url = base + path
         floor = json_floor(url, batch, events, arrow)
         plain = not arrow and path == "/score"
-        httpx_rate = bare_httpx(url, batch, events) if plain else float("nan")
-        wire_rate = bare_wire(url, batch, 1, events) if plain else float("nan")
+        httpx_rate = bare_httpx(url, batch, events) if plain else None  # same body only
+        wire_rate = bare_wire(url, batch, 1, events) if plain else None
         one, cpu_one = run_scorer(url, batch, 1, events, arrow)
         four, _ = run_scorer(url, batch, 4, events, arrow)
         encode_share = (1 / floor) / cpu_one
@@ -258,7 +262,7 @@ def zero_table(base: str, n: int) -> list[dict]:
                      "bare_httpx": httpx_rate, "bare_wire": wire_rate, "scorer_1": one,
                      "scorer_4": four, "scorer_cpu_ns_per_event": cpu_one * 1e9,
                      "encode_ns_per_event": 1e9 / floor, "encode_share": encode_share})
-        print(f"| {label:<19} | {floor:>11,.0f} | {httpx_rate:>10,.0f} | {wire_rate:>10,.0f} "
+        print(f"| {label:<19} | {floor:>11,.0f} | {_rate(httpx_rate):>10} | {_rate(wire_rate):>10} "
               f"| {one:>10,.0f} | {four:>10,.0f} | {1e9 / floor:>7.0f} | {cpu_one * 1e9:>7.0f} "
               f"| {encode_share:>5.0%} |", flush=True)
     return rows

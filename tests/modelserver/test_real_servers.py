@@ -242,18 +242,19 @@ def end_to_end(function: dict, events: Path, n: int, out: Path) -> float:
 def test_throughput_vs_bare_client(request, trained, tmp_path, server, batch, in_flight):
     _, expected = trained
     url = request.getfixturevalue(f"{server}_url")
-    rows = (expected["rows"] * 100)[:50_000]
+    rows = (expected["rows"] * 200)[:100_000]
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(r) + "\n" for r in rows))
     function = {"url": url, "batch_size": batch, "max_in_flight": in_flight,
                 "input_columns": ["temperature", "humidity"]}
     spec = EndpointSpec(name="t", **{**function, "input_columns": ("temperature", "humidity")})
     bare = ours = 0.0
-    for _ in range(2):  # in turn, best of two: a burst of load on a shared box hits both
+    for _ in range(3):  # in turn, best of three: load bursts on a shared box (and the servers'
+        # own jitter, +-30% for MLflow between runs) hit both
         bare = max(bare, bare_httpx(url, spec, rows, batch, in_flight))
         ours = max(ours, end_to_end(function, events, len(rows), tmp_path / "out.jsonl"))
     scored = [json.loads(line)["score"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert scored == (expected["predict"] * 100)[:50_000]
+    assert scored == (expected["predict"] * 200)[:100_000]
     print(f"\n{server} batch={batch} in_flight={in_flight}: asaql end to end {ours:,.0f} rows/s, "
           f"bare httpx {bare:,.0f} rows/s, ratio {ours / bare:.2f}")
     assert ours > 0.3 * bare  # sanity floor; the target (0.85) is reported, not asserted
