@@ -486,9 +486,10 @@ class _Workers:
         prepare(A) ─ send(A) ─ prepare(B) ─ finish(A) ─ send(B) ─ prepare(C) ─ finish(B) ...
                         └── A on the wire ──┘              └── B on the wire ──┘
 
-    taking B from the queue only when no other worker is idle (else B is that worker's), so
-    at most one request per worker is on the wire and none waits behind another worker's
-    answer while a worker is free. Against a fast server this keeps encoding off the
+    taking B from the queue only when no worker is idle and the queue holds a job for every
+    worker (else B may be the next job of a worker about to be free), so at most one request
+    per worker is on the wire and none waits behind another worker's answer while a worker is
+    free. With one request in flight (where it matters most) every next job is prepared ahead. Against a fast server this keeps encoding off the
     critical path without the extra thread, wake-up and hand-over of a shared lookahead
     worker (each wake-up of a waiting thread costs ~15 µs of CPU on the bench box). Callers
     with ``lookahead == 0`` (local Python functions) take one job at a time.
@@ -533,7 +534,9 @@ class _Workers:
                 with self._idle_lock:
                     self._idle -= 1
         else:
-            if self._idle:
+            # ahead only when the queue holds work for every worker: otherwise a worker that
+            # is just finishing could go idle while this one holds the job it would send now
+            if self._idle or jobs.qsize() < self._limit:
                 return None
             try:
                 job = jobs.get_nowait()

@@ -229,3 +229,30 @@ def test_python_functions_receive_python_rows_from_arrow_chunks():
         out = list(scorer.map([pa.array([{"x": 1}, {"x": 2}]), pa.array([{"x": 3}, {"x": 4}])]))
     assert [o.values for o in out] == [[2, 4], [6, 8]]
     assert all(isinstance(rows, list) for rows in seen)
+
+
+def test_a_worker_does_not_take_ahead_a_request_an_idle_worker_could_send():
+    """Each worker prepares its next request while its own is on the wire, but only when no
+    other worker is idle: N requests with N in flight all go at once."""
+    lock = threading.Lock()
+    active = [0, 0]  # now, peak
+
+    def handler(request):
+        with lock:
+            active[0] += 1
+            active[1] = max(active[1], active[0])
+        time.sleep(0.15)
+        with lock:
+            active[0] -= 1
+        return httpx.Response(200, json=[1] * len(json.loads(request.content)["data"]))
+
+    for requests in (2, 3, 6):
+        active[1] = 0
+        with scorer_for(handler, batch_size=1, max_in_flight=3) as scorer:
+            started = time.perf_counter()
+            out = list(scorer.map([[{"x": i}] for i in range(requests)]))
+            elapsed = time.perf_counter() - started
+        assert [o.values for o in out] == [[1]] * requests
+        assert active[1] == min(requests, 3)
+        rounds = -(-requests // 3)
+        assert elapsed < 0.15 * rounds + 0.12, (requests, elapsed)
