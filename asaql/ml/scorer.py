@@ -20,17 +20,18 @@ request, and in-flight counts are small (ASA's own default is 1 per partition).
 Data flow (the main thread is the caller's, inside ``map``; everything it waits for arrives
 on one queue, so it never polls)::
 
-    upstream chunks ──feeder thread──► events queue ◄── worker "done" callbacks
+    upstream chunks ──feeder thread──► events queue ◄── workers' "done" (results or error)
       (≤ prefetch chunks taken and         │
        not yet fully dispatched)           ▼
                                   main thread (map generator)
       slots:   [chunk0 ✓][chunk1 ··][chunk2 · ][chunk3    ]   one per input chunk, in order;
                   │ yield when the head slot has every result (✓)
       pending: events of chunk2/chunk3 not yet sent ── cut into requests of ≤ batch_size
-      in flight (≤ max_in_flight):  req7 = chunk1[600:1000] + chunk2[0:600]   ► worker ► HTTP
-                                    req8 = chunk2[600:1000] ...
-      lookahead (1 for HTTP):       req9 = chunk3[...]  ► worker encodes its body, then
-                                    waits for a free connection (client's wire semaphore)
+      submitted (≤ max_in_flight + lookahead) ──► job queue ──► max_in_flight workers
+         req7 = chunk1[600:1000] + chunk2[0:600]    worker 0: req7 on the wire, req9 encoded
+         req8 = chunk2[600:1000] ...                worker 1: req8 on the wire
+         req9, req10 ...                            (a worker encodes its next request while
+                                                     its own answer is on the way: _Workers)
 
 A request is sent when it is full, or when it is partial, a connection is free, and no more
 input is immediately available: the queue holds no chunk and none arrived for ``linger`` seconds, or the input ended.
