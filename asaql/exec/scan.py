@@ -147,8 +147,19 @@ class ScanOperator:
         cols = self.node.columns
         if cols is None:
             return None
-        extra = [ENQUEUED] if ENQUEUED.lower() not in {c.lower() for c in cols} else []
-        return list(cols) + extra
+        if ENQUEUED.lower() in {c.lower() for c in cols} or not self._needs_arrival():
+            return list(cols)
+        return [*cols, ENQUEUED]
+
+    def _needs_arrival(self) -> bool:
+        """The arrival time stamps events (no TIMESTAMP BY) and drives the ordering policies;
+        a job that observes no event time, under a policy that does not re-sort, needs none."""
+        if self.node.observes_time or self.node.reference:
+            return True
+        from asaql.time.watermark import OrderingPolicy
+
+        policy = OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
+        return policy.out_of_order_us > 0
 
     def _prepare(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         first = self._seen + 1

@@ -78,6 +78,10 @@ class Scan(PlanNode):
     reference: bool = False
     columns: list[str] | None = None
     schema: tuple[tuple[str, str], ...] | None = None  # CREATE TABLE (name, asa type)
+    #: False (set by the optimizer) when nothing in the job observes event time: no TIMESTAMP
+    #: BY, window, temporal join, analytic function, UNION or System.Timestamp(). The scan then
+    #: need not read the arrival time (EventEnqueuedUtcTime) to stamp events.
+    observes_time: bool = True
 
     def describe(self) -> str:
         kind = "ReferenceScan" if self.reference else "Scan"

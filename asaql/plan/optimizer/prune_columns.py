@@ -1,5 +1,6 @@
 """Projection pushdown: tell each Scan which top-level fields the statement reads, so the JSON
-reader parses only those (parsing dominates the cost of stateless queries)."""
+reader parses only those (parsing dominates the cost of stateless queries); and whether the
+job observes event time at all (if not, no scan reads arrival times to stamp events)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,42 @@ __all__ = ["prune_columns"]
 _ALL = None
 
 
+#: nodes through which event time does not show: their rows are the same whatever the times
+_TIMELESS = (lp.Scan, lp.StepRef, lp.Filter, lp.Project, lp.ReferenceJoin, lp.Apply, lp.MLScore, lp.Output)
+
+
 def prune_columns(plan: lp.LogicalPlan) -> lp.LogicalPlan:
-    for root in [*plan.steps.values(), *plan.outputs]:
+    roots = [*plan.steps.values(), *plan.outputs]
+    for root in roots:
         _prune_tree(root)
+    if not any(_observes_time(root) for root in roots):
+        for root in roots:
+            for node in _nodes(root):
+                if isinstance(node, lp.Scan):
+                    node.observes_time = False
     return plan
+
+
+def _nodes(root: lp.PlanNode) -> list[lp.PlanNode]:
+    out, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node.inputs)
+    return out
+
+
+def _observes_time(root: lp.PlanNode) -> bool:
+    """Whether any node under ``root`` depends on event time (the job-wide question: a step's
+    times show in every statement that reads it)."""
+    for node in _nodes(root):
+        if not isinstance(node, _TIMELESS):
+            return True
+        if isinstance(node, lp.Scan) and node.timestamp_by is not None:
+            return True
+        if any(isinstance(sub, bx.SysTimestamp) for e in _node_exprs(node) for sub in bx.walk(e)):
+            return True
+    return False
 
 
 def _prune_tree(root: lp.PlanNode) -> None:
