@@ -12,6 +12,7 @@ results as time moves on, not only at its end.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,23 @@ def to_struct(batch: pa.RecordBatch) -> pa.Array:
     return pa.StructArray.from_arrays(batch.columns, names=batch.schema.names)
 
 
+def _place_of(raw: pa.RecordBatch) -> tuple[str, np.ndarray] | None:
+    """(file, line of each row) when the reader says where the batch's events are."""
+    from asaql.io.jsonl import LINE_KEY, LINES_KEY, PATH_KEY
+
+    meta = raw.schema.metadata
+    if not meta or PATH_KEY not in meta:
+        return None
+    if LINE_KEY in meta:
+        first = int(meta[LINE_KEY])
+        return meta[PATH_KEY].decode(), np.arange(first, first + raw.num_rows)
+    if LINES_KEY in meta:
+        lines = np.array([int(k) for k in meta[LINES_KEY].split(b",")], dtype=np.int64)
+        if len(lines) == raw.num_rows:
+            return meta[PATH_KEY].decode(), lines
+    return None
+
+
 class ScanOperator:
     def __init__(self, node: lp.Scan, ctx: ExecContext, open_input: SourceFactory) -> None:
         self.node = node
@@ -57,6 +75,7 @@ class ScanOperator:
         self.open_input = open_input
         self._key_ids: dict[object, int] = {}
         self._seen = 0  # events read so far: data errors name the event's position in the input
+        self._place: tuple[str, np.ndarray] | None = None  # file and lines of the batch in hand
 
     def __iter__(self) -> Iterator[Item]:
         if self.node.reference:
@@ -164,7 +183,9 @@ class ScanOperator:
     def _prepare(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         first = self._seen + 1
         self._seen += raw.num_rows
-        events = np.arange(first, first + raw.num_rows)  # 1-based position of each event
+        self._place = _place_of(raw)
+        # where each event is: its file line when the reader knows it, else its 1-based position
+        events = self._place[1] if self._place is not None else np.arange(first, first + raw.num_rows)
         raw, events = self._apply_schema(raw, events)
         raw = self._system_columns(raw)
         row = pa.RecordBatch.from_arrays([to_struct(raw)], names=[self.node.alias])
@@ -176,6 +197,13 @@ class ScanOperator:
             batch = self._drop_null_keys(batch, events)
         return batch
 
+    def _where(self, position: Any) -> dict[str, Any]:
+        """Where a bad event is: its file and line when the reader knows them, else its
+        position among the input's events."""
+        if self._place is not None:
+            return {"path": self._place[0], "line": int(position)}
+        return {"event": int(position)}
+
     def _drop_null_keys(self, batch: pa.RecordBatch, events: np.ndarray) -> pa.RecordBatch:
         bad = pa.array([False] * batch.num_rows)
         for e in self.node.timestamp_over:
@@ -185,7 +213,7 @@ class ScanOperator:
         for i in pc.indices_nonzero(bad).to_pylist():
             self.ctx.data_error(DataError(
                 "TIMESTAMP BY ... OVER key is NULL (InvalidInputTimeStampKey)",
-                input_name=self.node.input_name, event=int(events[i]), code="InvalidInputTimeStampKey"))
+                input_name=self.node.input_name, **self._where(events[i]), code="InvalidInputTimeStampKey"))
         return batch.filter(pc.invert(bad))
 
     def _apply_schema(self, raw: pa.RecordBatch, events: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
@@ -209,7 +237,7 @@ class ScanOperator:
                 value = to_python(arrays[idx].slice(row, 1))[0]
                 self.ctx.data_error(DataError(
                     f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
-                    input_name=self.node.input_name, event=int(events[row]), field_name=col_name,
+                    input_name=self.node.input_name, **self._where(events[row]), field_name=col_name,
                     code="TypeConversionError"))
             keep = pc.and_(keep, pc.invert(failed))
             arrays[idx] = converted
@@ -261,5 +289,5 @@ class ScanOperator:
         for i, value in zip(rows.to_pylist(), values, strict=True):
             self.ctx.data_error(DataError(
                 f"TIMESTAMP BY {self.node.timestamp_by} is {value!r}, not a valid datetime (InvalidInputTimeStamp)",
-                input_name=self.node.input_name, event=int(events[i]), code="InvalidInputTimeStamp"))
+                input_name=self.node.input_name, **self._where(events[i]), code="InvalidInputTimeStamp"))
         return batch.filter(pc.invert(bad)), events[~np.asarray(bad)]

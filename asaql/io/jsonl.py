@@ -425,6 +425,7 @@ class _ChunkParser:
     def _slow(self, chunk: Chunk) -> tuple[pa.RecordBatch | None, list[tuple[str, int]]]:
         errors: list[tuple[str, int]] = []
         rows: list[dict[str, Any]] = []
+        lines: list[int] = []  # 0-based line in the chunk of each good event
         for k, raw in enumerate(bytes(chunk).split(b"\n")):
             text = raw.strip()
             if not text:
@@ -443,9 +444,11 @@ class _ChunkParser:
                 errors.append((f"an event must be a JSON object, got {type(event).__name__}", k))
                 continue
             rows.append(event)
+            lines.append(k)
         if not rows:
             return None, errors
-        return rows_to_batch(rows, self.want), errors
+        batch = rows_to_batch(rows, self.want)
+        return batch.replace_schema_metadata({_CHUNK_LINES_KEY: ",".join(map(str, lines)).encode()}), errors
 
 
 # --------------------------------------------------------------------------- the source
@@ -635,15 +638,28 @@ class JsonSource:
         data, problems, nlines = parsed
         for message, k in problems:
             self.report(message, line0 + k)
-        yield from self._emit(data)
+        # one event per line, none skipped: the file line of every event is known (data errors
+        # found later, by CREATE TABLE or TIMESTAMP BY, can name it)
+        path = self._shown_path()
+        meta = data.schema.metadata if data is not None else None
+        if meta and _CHUNK_LINES_KEY in meta:  # the slow path: the line of every good event
+            lines = [line0 + int(k) for k in meta[_CHUNK_LINES_KEY].split(b",")]
+            for batch, offset in self._emit(data):
+                rows = ",".join(map(str, lines[offset : offset + batch.num_rows]))
+                yield batch.replace_schema_metadata({PATH_KEY: path.encode(), LINES_KEY: rows.encode()})
+            return line0 + nlines
+        dense = not problems and data is not None and data.num_rows == nlines
+        for batch, offset in self._emit(data):
+            yield _located(batch, path, line0 + offset) if dense else batch
         return line0 + nlines
 
-    def _emit(self, data: pa.Table | pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
+    def _emit(self, data: pa.Table | pa.RecordBatch | None) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """Batches of at most ``batch_rows`` rows, each with the position of its first row."""
         if data is None or data.num_rows == 0:
             return
         if isinstance(data, pa.RecordBatch):
             for start in range(0, data.num_rows, self.batch_rows):
-                yield data.slice(start, self.batch_rows)
+                yield data.slice(start, self.batch_rows), start
             return
         if data.num_columns == 0:
             empty = pa.RecordBatch.from_arrays([pa.nulls(data.num_rows)], names=["_"]).select([])
@@ -651,9 +667,11 @@ class JsonSource:
             return
         if data.column(0).num_chunks > 1:
             data = data.combine_chunks()
+        start = 0
         for batch in data.to_batches(max_chunksize=self.batch_rows):
             if batch.num_rows:
-                yield batch
+                yield batch, start
+            start += batch.num_rows
 
     def _array_batches(self, head: Chunk, line0: int, chunks: Iterator[Chunk],
                        columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
@@ -682,6 +700,19 @@ class JsonSource:
                     path=self._shown_path(), code="InvalidData"))
         for start in range(0, len(rows), self.batch_rows):
             yield rows_to_batch(rows[start : start + self.batch_rows], columns)
+
+
+#: schema metadata of a batch whose rows are consecutive lines of a file: the file as shown in
+#: messages, and the line of the first row
+PATH_KEY = b"asaql.path"
+LINE_KEY = b"asaql.line"
+#: ... or, when lines were skipped, the line of every row ("12,13,15")
+LINES_KEY = b"asaql.lines"
+_CHUNK_LINES_KEY = b"asaql.chunk_lines"  # the slow parser's 0-based lines within its chunk
+
+
+def _located(batch: pa.RecordBatch, path: str, line: int) -> pa.RecordBatch:
+    return batch.replace_schema_metadata({PATH_KEY: path.encode(), LINE_KEY: str(line).encode()})
 
 
 def _pipe_fd(f: Any) -> int | None:

@@ -50,3 +50,22 @@ def test_event_positions_continue_across_batches() -> None:
     with pytest.raises(asaql.DataError) as info:
         session.compile("SELECT a FROM s TIMESTAMP BY t").run()
     assert info.value.event == 8
+
+
+@pytest.mark.parametrize("text, line", [
+    # every line an event: the line comes from the batch's first line
+    ('{"a": 1}\n{"a": "x"}\n{"a": 3}\n', 2),
+    # a malformed line and blank lines before: the reader's slow path keeps each event's line
+    ('\n{"a": 1}\n{"a": \n\n{"a": "x"}\n', 5),
+])
+def test_create_table_failure_in_a_file_names_the_line(tmp_path, text: str, line: int) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(text)
+    session = asaql.Session()
+    reports: list[str] = []
+    session.report = reports.append
+    session.add_input("s", str(path))
+    result = session.compile("CREATE TABLE s (a bigint); SELECT a FROM s").run()
+    assert [r["a"] for r in result.rows()] == [1] + ([3] if line == 2 else [])
+    (conversion,) = [r for r in reports if "TypeConversionError" in r]
+    assert f"events.jsonl, line {line}, field 'a'" in conversion
