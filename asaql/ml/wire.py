@@ -1,50 +1,50 @@
-"""A small HTTP/1.1 client for plain ``http://`` endpoints: keep-alive sockets, nothing else.
+"""Keep-alive POSTs to plain ``http://`` endpoints over the standard library's ``http.client``.
 
-Why not httpx for everything: one ``httpx.Client.post`` costs about 340 µs of Python per
+Why not httpx for everything: one ``httpx.Client.post`` costs about 310 µs of Python per
 request on the benchmark box (request and response models, auth and redirect layers, the
-httpcore pool and h11's state machine), against about 15 µs for a pre-built request head
-written to a keep-alive socket and a response read with ``BufferedReader.readline``. With 16
-requests in flight at batch 1, or a 2 ms model server at batch 1000, that difference is the
-client's whole budget. So :class:`~asaql.ml.client.EndpointClient` sends over this client when
-the URL is plain ``http://`` with no proxy configured for it, no user info and ASCII only, and
-over httpx otherwise (TLS, proxies, and the tests' ``httpx.MockTransport``).
+httpcore pool and h11's state machine), against about 65 µs for ``http.client`` (one
+``HTTPConnection`` per kept socket). With 16 requests in flight at batch 1, or a 2 ms model
+server at batch 1000, that difference is most of the client's budget. So
+:class:`~asaql.ml.client.EndpointClient` sends over this client when the URL is plain
+``http://`` with no proxy configured for it, no user info and ASCII only, and over httpx
+otherwise (TLS, proxies, and the tests' ``httpx.MockTransport``).
 
-What it does (and all it does)::
+``http.client`` does all of HTTP/1.1 here: the request line and headers (validated),
+``Content-Length``, ``TCP_NODELAY``, reading the status line and headers, chunked,
+``Content-Length`` and until-close bodies, ``100 Continue``, and whether the server keeps the
+connection. An earlier version of this module framed HTTP itself on raw sockets for ~20 µs per
+request; the standard library's costs ~45 µs more (bench/README.md, "ML scoring", has what
+that does to the throughput targets), and an HTTP parser is not worth owning for that. This
+module adds only what ``http.client`` lacks:
 
-    POST <path?query> HTTP/1.1        <- head built once per configuration (Host, headers)
-    Content-Length: <n>                  then the body; one sendall
-    <- HTTP/1.x <status> <reason>        1xx skipped; headers into a dict (lower-case names)
-       body: Content-Length, chunked, or until close; gzip/deflate decoded
-       keep-alive unless "Connection: close" or HTTP/1.0 without keep-alive
-
-Connections are kept in a LIFO stack per origin, at most ``max_idle`` of them. A kept
-connection that the server closed meanwhile (idle keep-alive timeout) is detected when the
-request fails before any byte of the answer arrived, and the request goes once more on a new
-connection; any other failure closes the connection and raises (the caller's retry policy
-decides what happens next). A connection idle longer than ``STALE_AFTER`` seconds is checked
-for readability (a closed peer reads as EOF) before reuse.
-
-Errors: :class:`WireTimeout` (a socket operation took longer than the timeout) and
-:class:`WireError` (anything else on the way: refused, reset, malformed answer), both with
-the underlying reason and never with request headers.
+* a LIFO stack of kept connections per origin, at most ``max_idle`` of them. A kept connection
+  that the server closed meanwhile (idle keep-alive timeout) is detected when the request fails
+  before any byte of the answer arrived, and the request goes once more on a new connection;
+  any other failure closes the connection and raises (the caller's retry policy decides what
+  happens next). A connection idle longer than ``STALE_AFTER`` seconds is checked for
+  readability (a closed peer reads as EOF) before reuse;
+* :meth:`WireClient.send` and :meth:`WireClient.receive` as two steps, so a worker can encode
+  its next body while this answer is on the wire;
+* a connect timeout apart from the read timeout, and gzip/deflate answers decoded (as httpx
+  does; ``http.client`` hands back the encoded bytes);
+* errors: :class:`WireTimeout` (a socket operation took longer than the timeout) and
+  :class:`WireError` (anything else on the way: refused, reset, malformed answer), both with
+  the underlying reason and never with request headers.
 """
 
 from __future__ import annotations
 
+import http.client
 import select
-import socket
 import threading
 import time
 import urllib.request
 import zlib
-from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["Sent", "WireClient", "WireError", "WireResponse", "WireTimeout", "plain_http"]
 
 STALE_AFTER = 1.0  # seconds idle before a kept connection is checked before reuse
-_MAX_LINE = 65536
-_MAX_HEADERS = 200
 
 
 class WireError(OSError):
@@ -63,7 +63,7 @@ class WireResponse:
     def __init__(self, status: int, reason: str, headers: dict[str, str], content: bytes) -> None:
         self.status_code = status
         self.reason_phrase = reason
-        self.headers = headers
+        self.headers = headers  # lower-case names; repeated headers joined with ", "
         self.content = content
 
 
@@ -94,64 +94,47 @@ def plain_http(url: str, headers: dict[str, str]) -> bool:
 
 
 class _Target:
-    """A URL and headers turned into the bytes every request to it starts with."""
+    """A URL and headers as ``http.client`` takes them, worked out once per configuration."""
 
-    __slots__ = ("address", "head", "origin")
+    __slots__ = ("headers", "origin", "path", "skip_host")
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         parts = urlsplit(url)
-        port = parts.port or 80
-        host = parts.hostname or ""
-        self.address = (host, port)
-        self.origin = (host, port)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        netloc = parts.netloc
-        lines = [f"POST {path} HTTP/1.1", f"Host: {netloc}", "User-Agent: asaql"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        self.head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+        self.origin = (parts.hostname or "", parts.port or 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        names = {name.lower() for name in headers}
+        self.skip_host = "host" in names
+        self.headers = list(headers.items())
+        if "user-agent" not in names:
+            self.headers.insert(0, ("User-Agent", "asaql"))
 
 
-class _Connection:
-    __slots__ = ("file", "idle_since", "sock", "used")
+class _Connection(http.client.HTTPConnection):
+    """``http.client``'s connection, with the request head and body leaving in one write.
 
-    def __init__(self, address: tuple[str, int], connect_timeout: float, timeout: float) -> None:
-        sock = socket.create_connection(address, timeout=connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(timeout)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        self.file = sock.makefile("rb")
-        self.used = False
-        self.idle_since = 0.0
+    ``endheaders(body)`` writes the head and then the body: two trips through the loopback
+    stack (and two wake-ups of the server), ~10 µs more CPU per request here than one. So
+    :func:`_request` leaves the body here and calls ``endheaders()``, and :meth:`send` (which
+    ``http.client`` calls with the head) appends it.
+    """
 
-    def looks_closed(self) -> bool:
-        """A kept connection that is readable before we asked anything: EOF or junk."""
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+    body = b""
 
-    def close(self) -> None:
-        try:
-            self.file.close()
-        finally:
-            self.sock.close()
+    def send(self, data: bytes) -> None:  # type: ignore[override]
+        if self.body:
+            data, self.body = data + self.body, b""
+        super().send(data)
 
 
 class WireClient:
-    """Keep-alive HTTP/1.1 POSTs over plain sockets; thread-safe (one request per connection)."""
+    """Keep-alive HTTP/1.1 POSTs over ``http.client``; thread-safe (one request per connection)."""
 
     def __init__(self, *, timeout: float, connect_timeout: float, max_idle: int) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        # per origin, kept connections with the time each was put back (last in, first out)
+        self._idle: dict[tuple[str, int], list[tuple[_Connection, float]]] = {}
         self._lock = threading.Lock()
         self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], _Target] = {}
         self._closed = False
@@ -172,86 +155,84 @@ class WireClient:
         """Write the request; :meth:`receive` reads its answer (the caller may do other work
         in between, such as encoding its next body)."""
         target = self.target(url, headers)
-        data = target.head + b"%d\r\n\r\n" % len(body) + body
         conn = self._take(target.origin)
         if conn is not None:
             try:
-                self._write(conn, data, reused=True)
-                return Sent(conn, target, data, reused=True)
+                return _write(conn, target, body, reused=True)
             except _Stale:
                 pass  # the server closed it while it was kept: once more on a new one
-        return self._send_new(target, data)
+        return self._send_new(target, body)
 
-    def _send_new(self, target: _Target, data: bytes) -> Sent:
+    def _send_new(self, target: _Target, body: bytes) -> Sent:
+        host, port = target.origin
+        conn = _Connection(host, port, timeout=self.connect_timeout)
         try:
-            conn = _Connection(target.address, self.connect_timeout, self.timeout)
+            conn.connect()
+            conn.sock.settimeout(self.timeout)
         except TimeoutError as exc:
+            conn.close()
             raise WireTimeout(f"connect timed out: {exc}") from None
         except OSError as exc:
+            conn.close()
             raise WireError(f"cannot connect: {exc}") from None
-        self._write(conn, data, reused=False)
-        return Sent(conn, target, data, reused=False)
+        return _write(conn, target, body, reused=False)
 
     def receive(self, sent: Sent) -> WireResponse:
         """The answer to a request written by :meth:`send`."""
         conn = sent.conn
         try:
-            response, keep = _read_response(conn.file)
-        except _NothingYet as exc:
-            conn.close()
-            if not sent.reused:
-                raise WireError(str(exc)) from None
-            # a kept connection the server had closed: once more on a new one
-            return self.receive(self._send_new(sent.target, sent.data))
-        except (OSError, ValueError, zlib.error) as exc:
+            try:
+                answer = conn.getresponse()
+            except ConnectionResetError as exc:  # http.client.RemoteDisconnected included
+                if not sent.reused:
+                    raise WireError(f"server closed the connection without answering: {exc}")
+                answer = None
+            if answer is not None:
+                headers = _headers(answer)
+                content = answer.read()
+                encoding = headers.get("content-encoding", "").lower()
+                if encoding not in ("", "identity"):
+                    content = _decode(content, encoding)
+        except _FAILURES as exc:
             conn.close()
             raise _wire_error(exc) from None
         except BaseException:
             conn.close()
             raise
-        if keep:
-            self._give(sent.target.origin, conn)
+        if answer is None:  # a kept connection the server had closed: once more on a new one
+            conn.close()
+            return self.receive(self._send_new(sent.target, sent.body))
+        response = WireResponse(answer.status, answer.reason, headers, content)
+        if answer.will_close or conn.sock is None:
+            conn.close()
         else:
-            conn.close()
+            self._give(sent.target.origin, conn)
         return response
-
-    def _write(self, conn: _Connection, data: bytes, *, reused: bool) -> None:
-        try:
-            conn.sock.sendall(data)
-        except OSError as exc:
-            conn.close()
-            if reused and isinstance(exc, ConnectionError):
-                raise _Stale(str(exc)) from None
-            raise _wire_error(exc) from None
-        except BaseException:
-            conn.close()
-            raise
 
     def _take(self, origin: tuple[str, int]) -> _Connection | None:
         with self._lock:
             stack = self._idle.get(origin)
             if not stack:
                 return None
-            conn = stack.pop()
-        if time.monotonic() - conn.idle_since > STALE_AFTER and conn.looks_closed():
+            conn, idle_since = stack.pop()
+        if time.monotonic() - idle_since > STALE_AFTER and _looks_closed(conn):
             conn.close()
             return None
         return conn
 
     def _give(self, origin: tuple[str, int], conn: _Connection) -> None:
-        conn.idle_since = time.monotonic()
         with self._lock:
             if not self._closed:
                 stack = self._idle.setdefault(origin, [])
                 if len(stack) < self.max_idle:
-                    stack.append(conn)
+                    stack.append((conn, time.monotonic()))
                     return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            kept = [conn for stack in self._idle.values() for conn in stack]
+            kept = [conn for stack in self._idle.values() for conn, _ in stack]
             self._idle.clear()
         for conn in kept:
             conn.close()
@@ -260,13 +241,79 @@ class WireClient:
 class Sent:
     """A request on the wire, waiting for :meth:`WireClient.receive`."""
 
-    __slots__ = ("conn", "data", "reused", "target")
+    __slots__ = ("body", "conn", "reused", "target")
 
-    def __init__(self, conn: _Connection, target: _Target, data: bytes, *, reused: bool) -> None:
+    def __init__(self, conn: _Connection, target: _Target, body: bytes, *, reused: bool) -> None:
         self.conn = conn
         self.target = target
-        self.data = data
+        self.body = body
         self.reused = reused
+
+
+class _Stale(Exception):
+    """A kept connection turned out closed when the request was written to it."""
+
+
+def _write(conn: _Connection, target: _Target, body: bytes, *, reused: bool) -> Sent:
+    """Write one request; a connection that fails is closed."""
+    try:
+        _request(conn, target, body)
+    except _FAILURES as exc:
+        conn.close()
+        if reused and isinstance(exc, ConnectionError):
+            raise _Stale from None
+        raise _wire_error(exc) from None
+    except BaseException:
+        conn.close()
+        raise
+    return Sent(conn, target, body, reused=reused)
+
+
+def _request(conn: _Connection, target: _Target, body: bytes) -> None:
+    """Write one POST (``http.client`` frames it; the body goes out with the head)."""
+    conn.putrequest("POST", target.path, skip_host=target.skip_host, skip_accept_encoding=True)
+    try:
+        for name, value in target.headers:
+            conn.putheader(name, value)
+    except ValueError:  # its message would quote the value, maybe a key
+        raise WireError("a request header is not valid in HTTP/1.1") from None
+    conn.putheader("Content-Length", str(len(body)))
+    conn.body = body
+    conn.endheaders()
+
+
+def _headers(answer: http.client.HTTPResponse) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in answer.getheaders():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _decode(content: bytes, encoding: str) -> bytes:
+    """A gzip or deflate answer body, decoded."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send it
+        try:
+            return zlib.decompress(content)
+        except zlib.error:
+            return zlib.decompress(content, -zlib.MAX_WBITS)
+    raise ValueError(f"answer has an unsupported Content-Encoding {encoding!r}")
+
+
+def _looks_closed(conn: _Connection) -> bool:
+    """A kept connection that is readable before we asked anything: EOF or junk."""
+    try:
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+    except (OSError, ValueError, TypeError):
+        return True
+    return bool(readable)
+
+
+# what can go wrong on the socket or in the answer: http.client raises HTTPException for a
+# malformed or cut-short answer, ValueError for a malformed chunk size
+_FAILURES = (OSError, http.client.HTTPException, ValueError, zlib.error)
 
 
 def _wire_error(exc: Exception) -> WireError:
@@ -276,93 +323,3 @@ def _wire_error(exc: Exception) -> WireError:
     if isinstance(exc, TimeoutError):
         return WireTimeout("timed out")
     return WireError(f"{type(exc).__name__}: {exc}")
-
-
-class _NothingYet(ConnectionError):
-    """The connection ended before the first byte of the answer."""
-
-
-class _Stale(Exception):
-    """A kept connection turned out closed before the answer started."""
-
-
-def _read_response(file: Any) -> tuple[WireResponse, bool]:
-    readline = file.readline
-    while True:
-        try:
-            line = readline(_MAX_LINE)
-        except ConnectionError as exc:
-            raise _NothingYet(f"server closed the connection: {exc}") from None
-        if not line:
-            raise _NothingYet("server closed the connection without answering")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-            raise ValueError(f"malformed status line {line[:80]!r}")
-        version = parts[0]
-        status = int(parts[1])
-        reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
-        headers: dict[str, str] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            line = readline(_MAX_LINE)
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line:
-                raise ValueError("connection closed in the middle of the headers")
-            name, colon, value = line.partition(b":")
-            if not colon:
-                raise ValueError(f"malformed header line {line[:80]!r}")
-            key = name.strip().lower().decode("latin-1")
-            text = value.strip().decode("latin-1")
-            headers[key] = headers[key] + ", " + text if key in headers else text
-        else:
-            raise ValueError(f"more than {_MAX_HEADERS} header lines")
-        if 100 <= status < 200:
-            continue  # 100 Continue and friends: the real answer follows
-        break
-    connection = headers.get("connection", "").lower()
-    if version == b"HTTP/1.1":
-        keep = "close" not in connection
-    else:
-        keep = "keep-alive" in connection
-    if status in (204, 304):
-        content = b""
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
-        content = _read_chunked(file)
-    elif "content-length" in headers:
-        length = int(headers["content-length"].split(",")[0])
-        content = file.read(length)
-        if len(content) != length:
-            raise ValueError(f"answer ended after {len(content)} of {length} bytes")
-    else:
-        content = file.read()
-        keep = False
-    encoding = headers.get("content-encoding", "").lower()
-    if encoding in ("gzip", "x-gzip"):
-        content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        try:
-            content = zlib.decompress(content)
-        except zlib.error:
-            content = zlib.decompress(content, -zlib.MAX_WBITS)
-    elif encoding not in ("", "identity"):
-        raise ValueError(f"answer has an unsupported Content-Encoding {encoding!r}")
-    return WireResponse(status, reason, headers, content), keep
-
-
-def _read_chunked(file: Any) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        line = file.readline(_MAX_LINE)
-        if not line:
-            raise ValueError("connection closed in the middle of a chunked answer")
-        size = int(line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            while True:  # trailers, up to the empty line
-                line = file.readline(_MAX_LINE)
-                if line in (b"\r\n", b"\n", b""):
-                    return b"".join(parts)
-        chunk = file.read(size)
-        if len(chunk) != size:
-            raise ValueError("connection closed in the middle of a chunk")
-        parts.append(chunk)
-        file.readline(_MAX_LINE)  # the CRLF after the chunk

@@ -1,4 +1,4 @@
-"""The keep-alive socket client for plain http:// endpoints (asaql.ml.wire).
+"""The keep-alive client for plain http:// endpoints (asaql.ml.wire, over http.client).
 
 A scripted server on 127.0.0.1 answers each request with the raw bytes a test gives it, so
 the tests can show what real servers do that a mock transport cannot: chunked bodies,
@@ -11,6 +11,7 @@ import gzip
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -127,6 +128,41 @@ def test_chunked_gzip_and_interim_answers(client):
     server.close()
 
 
+def test_head_and_body_leave_in_one_write(client, monkeypatch):
+    server = Scripted(ok())
+    client.post(server.url, b"{}", H)  # connect outside the count
+    writes: list[bytes] = []
+    sendall = socket.socket.sendall
+
+    def counted(sock, data, *args):
+        if not bytes(data).startswith(b"HTTP/"):  # not the scripted server's answer
+            writes.append(bytes(data))
+        return sendall(sock, data, *args)
+
+    monkeypatch.setattr(socket.socket, "sendall", counted)
+    client.post(server.url, b'{"data":[1]}', H)
+    assert len(writes) == 1 and writes[0].endswith(b'\r\n\r\n{"data":[1]}')
+    server.close()
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["zlib", "raw"])
+def test_deflate_answers(client, raw):
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    packed = packer.compress(b"[3]") + packer.flush()
+    server = Scripted(ok(packed, "Content-Encoding: deflate\r\n"))
+    assert client.post(server.url, b"{}", H).content == b"[3]"
+    server.close()
+
+
+def test_a_header_http_rejects_is_an_error_without_its_value(client):
+    server = Scripted(ok())
+    with pytest.raises(WireError) as info:
+        client.post(server.url, b"{}", {"Bad:Name": KEY})
+    assert KEY not in str(info.value)
+    assert client.post(server.url, b"{}", H).content == b"[1]"  # the client is still usable
+    server.close()
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -149,6 +185,14 @@ def test_a_kept_connection_closed_by_the_server_is_replaced_silently(client):
     time.sleep(0.05)
     assert client.post(server.url, b"{}", H).content == b"[1]"
     assert server.connections == 2
+    server.close()
+
+
+def test_a_kept_connection_closed_after_reading_the_request_is_replaced_once(client):
+    server = Scripted(ok(b"[1]"), lambda request: None, ok(b"[2]"))
+    assert client.post(server.url, b"{}", H).content == b"[1]"
+    assert client.post(server.url, b"{}", H).content == b"[2]"  # sent again, new connection
+    assert server.connections == 2 and len(server.requests) == 3
     server.close()
 
 
