@@ -15,6 +15,7 @@ from asaql.errors import BindError, Diagnostic, did_you_mean
 from asaql.plan import logical as lp
 from asaql.plan.bind.expressions import ExprBinder, Scope
 from asaql.plan.bind.select import bind_select
+from asaql.plan.bind.substreams import check_substreams
 from asaql.plan.catalog import Catalog
 from asaql.sql import ast
 
@@ -68,6 +69,7 @@ def bind(script: ast.Script, catalog: Catalog, *, strict: bool = False) -> BindR
         else:
             plan.outputs.append(_output(stmt, ctx))
     _check_outputs(plan)
+    check_substreams(plan)
     return BindResult(plan=plan, diagnostics=ctx.diagnostics)
 
 

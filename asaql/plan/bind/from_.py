@@ -56,6 +56,10 @@ def bind_source(
     fields = [c for c, _ in schema] if schema else info.fields
     scope.add(alias, fields=fields)
     ts = binder.bind(source.timestamp_by.expr) if source.timestamp_by is not None else None
+    if ts is not None and any(isinstance(sub, bx.SysTimestamp) for sub in bx.walk(ts)):
+        raise BindError("TIMESTAMP BY cannot use System.Timestamp(): it defines the event time",
+                        span=source.timestamp_by.span, code="timestamp_by_system_timestamp",
+                        help="use a field of the event, e.g. TIMESTAMP BY eventTime")
     over = tuple(binder.bind(e) for e in source.timestamp_by.over) if source.timestamp_by else ()
     return lp.Scan(
         input_name=info.name,
