@@ -89,8 +89,45 @@ def bind_group(
     grouped = GroupedBinder.over(binder, agg_node)
     result: lp.PlanNode = agg_node
     if select.having is not None:
-        result = lp.Filter(child=result, predicate=grouped.bind(select.having), span=select.having.span)
+        try:
+            predicate = grouped.bind(select.having)
+        except BindError as exc:
+            raise _alias_in_having(exc, select) from None
+        result = lp.Filter(child=result, predicate=predicate, span=select.having.span)
     return result, grouped
+
+
+def _alias_in_having(exc: BindError, select: ast.Select) -> BindError:
+    """A HAVING name that is a SELECT alias: ASA does not allow it; say so and show the way."""
+    if exc.code != "not_grouped" or select.having is None:
+        return exc
+    aliases = {item.alias.lower(): item.alias for item in select.items
+               if isinstance(item, ast.SelectItem) and item.alias}
+    for node in _ast_nodes(select.having):
+        if isinstance(node, ast.ColumnRef) and node.span == exc.span and len(node.parts) == 1 \
+                and node.parts[0].lower() in aliases:
+            alias = aliases[node.parts[0].lower()]
+            return BindError(
+                f"'{alias}' is a SELECT alias; HAVING cannot use aliases",
+                span=exc.span, code="alias_in_having",
+                help=f"repeat the expression instead of '{alias}', e.g. HAVING COUNT(*) >= 2",
+            )
+    return exc
+
+
+def _ast_nodes(node: object) -> list[object]:
+    """Every AST node under ``node`` (dataclass fields, tuples and lists followed)."""
+    import dataclasses
+
+    out, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, list | tuple):
+            stack.extend(current)
+        elif dataclasses.is_dataclass(current):
+            out.append(current)
+            stack.extend(getattr(current, f.name) for f in dataclasses.fields(current))
+    return out
 
 
 # ------------------------------------------------------------------ window arguments
