@@ -9,8 +9,9 @@ size with a bare JSON array of one float per row, so the ideal throughput is
 ``in_flight * batch / latency``. For each batch size (1, 100, 1000) and in-flight count
 (1, 4, 16) it prints
 
-* **bare wire**: the least any client can do against this server on this box right now
-  (``in_flight`` threads posting pre-encoded bodies over keep-alive sockets, no bookkeeping);
+* **bare wire**: the least asaql's HTTP client can do against this server on this box right
+  now (``in_flight`` threads posting the batches over :class:`asaql.ml.wire.WireClient`,
+  keep-alive ``http.client`` connections, no bookkeeping);
 * **Scorer**: asaql's scorer on the same events (3-field records in chunks of 1024, the
   azureml ``{"data": [...]}`` body), its ratio to the ideal and to bare wire.
 
@@ -19,12 +20,16 @@ against the same server with zero latency shows where the client's time goes: ev
 one thread can encode into bodies (orjson; the ceiling for any client in one process), a bare
 ``httpx.Client`` loop, bare wire with one thread, the Scorer with 1 and 4 in flight, and the
 Scorer's client CPU per event (this process only) next to the encoding's: the share of the
-client's CPU that is JSON encoding.
+client's CPU that is JSON encoding. Last, the client CPU per request (least of 5 rounds that
+take turns) of one thread posting the same body over ``WireClient``, a bare
+``http.client.HTTPConnection`` (``request`` + ``getresponse`` + ``read``) and
+``httpx.Client.post``.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import resource
@@ -33,7 +38,9 @@ import socketserver
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -162,7 +169,7 @@ def run_scorer(
 
 def bare_wire(url: str, batch: int, in_flight: int, events: list[dict]) -> float:
     """Events/s of the least a client can do: ``in_flight`` threads encoding and posting the
-    batches over keep-alive sockets (asaql.ml.wire) and decoding the answers, no bookkeeping."""
+    batches over asaql.ml.wire (keep-alive http.client) and decoding the answers, no bookkeeping."""
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     headers = {"Content-Type": "application/json"}
     client = WireClient(timeout=30.0, connect_timeout=10.0, max_idle=in_flight)
@@ -268,6 +275,57 @@ def zero_table(base: str, n: int) -> list[dict]:
     return rows
 
 
+def _cpu_per_request(posts: dict[str, Callable[[], object]], requests: int) -> dict[str, float]:
+    """Client CPU µs per call of each ``post``: 100 calls to warm up, then 5 rounds of
+    ``requests`` calls that take turns between the clients (so a burst of load on the box
+    hits all of them), the least of each."""
+    for post in posts.values():
+        for _ in range(100):
+            post()
+    best = dict.fromkeys(posts, float("inf"))
+    for _ in range(5):
+        for name, post in posts.items():
+            cpu = _cpu()
+            for _ in range(requests):
+                post()
+            best[name] = min(best[name], (_cpu() - cpu) / requests * 1e6)
+    return best
+
+
+def cpu_table(url: str, requests: int) -> list[dict]:
+    """Client CPU µs per request over WireClient, bare http.client and httpx (one thread)."""
+    headers = {"Content-Type": "application/json"}
+    _, _, netloc, path = url.split("/", 3)
+    host, port = netloc.rsplit(":", 1)
+    wire = WireClient(timeout=30.0, connect_timeout=10.0, max_idle=1)
+    conn = http.client.HTTPConnection(host, int(port))
+    hx = httpx.Client()
+    rows = []
+    try:
+        for batch in (1, 100, 1000):
+            body = dumps({"data": make_events(batch)})
+
+            def stdlib(body: bytes = body) -> bytes:
+                conn.request("POST", "/" + path, body, headers)
+                return conn.getresponse().read()
+
+            posts = {
+                "wire": partial(wire.post, url, body, headers),
+                "http_client": stdlib,
+                "httpx": partial(hx.post, url, content=body, headers=headers),
+            }
+            row: dict = {"batch": batch, "body_bytes": len(body)}
+            row.update(_cpu_per_request(posts, requests))
+            rows.append(row)
+            print(f"| {batch:>5} | {len(body):>10,} | {row['wire']:>4.0f} "
+                  f"| {row['http_client']:>11.0f} | {row['httpx']:>5.0f} |", flush=True)
+    finally:
+        wire.close()
+        conn.close()
+        hx.close()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=float, help=argparse.SUPPRESS)
@@ -303,11 +361,17 @@ def main(argv: list[str] | None = None) -> int:
         print("|---------------------|------------:|-----------:|-----------:|-----------:"
               "|-----------:|--------:|--------:|------:|")
         zero = zero_table(url.rsplit("/", 1)[0], 200_000 if not args.quick else 50_000)
+        print("\n## Client CPU per request (µs, one thread, zero latency)\n")
+        print("| batch | body bytes | wire | http.client | httpx |")
+        print("|------:|-----------:|-----:|------------:|------:|")
+        cpu = cpu_table(url, 500 if args.quick else 2000)
     finally:
         proc.terminate()
         proc.wait()
     if args.json:
-        Path(args.json).write_text(json.dumps({"latency": table, "zero": zero}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"latency": table, "zero": zero, "cpu_per_request": cpu}, indent=2)
+        )
     return 0
 
 

@@ -9,9 +9,9 @@ both on 127.0.0.1. For each server and (batch, in flight) it measures rows/s of
 
 * **bare httpx**: a thread pool of ``in_flight`` workers posting pre-built Python batches
   (encoded with the same codec, decoded with ``.json()``): the issue's baseline;
-* **bare wire**: the same loop over :class:`asaql.ml.wire.WireClient` (the keep-alive socket
-  client asaql itself uses for plain ``http://``) and orjson: what the server gives a client
-  with next to no per-request cost;
+* **bare wire**: the same loop over :class:`asaql.ml.wire.WireClient` (the keep-alive
+  ``http.client`` pool asaql itself uses for plain ``http://``) and orjson: what the server
+  gives a client with little per-request cost and no engine around it;
 * **asaql end to end**: ``Session`` reading a JSON-lines file, ``udf.score(m)`` on every
   event, writing a JSON-lines file with the score;
 

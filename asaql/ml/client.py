@@ -1,8 +1,8 @@
 """EndpointClient: one batch of argument values in, one list of results out, over HTTP.
 
 It owns the connections (one endpoint's keep-alive pool, at most ``max_in_flight`` requests on
-the wire: plain ``http://`` over :class:`~asaql.ml.wire.WireClient` (``http.client``), ~65 µs of
-CPU per request, and TLS, proxies and test transports over an ``httpx.Client``, ~310 µs), the
+the wire: plain ``http://`` over :class:`~asaql.ml.wire.WireClient` (``http.client``), 65-110 µs
+of CPU per request, and TLS, proxies and test transports over an ``httpx.Client``, ~330 µs), the
 auth headers, the retry policy and the periodic re-read of the endpoint configuration.
 :meth:`score` (or its three steps :meth:`prepare`, :meth:`send`, :meth:`finish`, which let a
 Scorer worker encode its next batch while an answer is on the way) is called from worker

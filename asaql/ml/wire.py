@@ -1,19 +1,20 @@
 """Keep-alive POSTs to plain ``http://`` endpoints over the standard library's ``http.client``.
 
-Why not httpx for everything: one ``httpx.Client.post`` costs about 310 µs of Python per
-request on the benchmark box (request and response models, auth and redirect layers, the
-httpcore pool and h11's state machine), against about 65 µs for ``http.client`` (one
-``HTTPConnection`` per kept socket). With 16 requests in flight at batch 1, or a 2 ms model
-server at batch 1000, that difference is most of the client's budget. So
+Why not httpx for everything: one ``httpx.Client.post`` costs 305-355 µs of CPU per request
+on the benchmark box (request and response models, auth and redirect layers, the httpcore pool
+and h11's state machine), against 65-110 µs for ``http.client`` (one ``HTTPConnection`` per
+kept socket). With 16 requests in flight at batch 1, or a 2 ms model server at batch 1000,
+that difference is most of the client's budget. So
 :class:`~asaql.ml.client.EndpointClient` sends over this client when the URL is plain
 ``http://`` with no proxy configured for it, no user info and ASCII only, and over httpx
 otherwise (TLS, proxies, and the tests' ``httpx.MockTransport``).
 
 ``http.client`` does all of HTTP/1.1 here: the request line and headers (validated),
 ``Content-Length``, ``TCP_NODELAY``, reading the status line and headers, chunked,
-``Content-Length`` and until-close bodies, ``100 Continue``, and whether the server keeps the
-connection. An earlier version of this module framed HTTP itself on raw sockets for ~20 µs per
-request; the standard library's costs ~45 µs more (bench/README.md, "ML scoring", has what
+``Content-Length`` and until-close bodies, ``100 Continue`` (other 1xx interim answers, such
+as 103 Early Hints, it returns as the answer; model servers do not send them), and whether the
+server keeps the connection. An earlier version of this module framed HTTP itself on raw sockets for 17-50 µs
+per request; the standard library's costs ~50 µs more (bench/README.md, "ML scoring", has what
 that does to the throughput targets), and an HTTP parser is not worth owning for that. This
 module adds only what ``http.client`` lacks:
 
