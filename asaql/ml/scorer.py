@@ -11,10 +11,11 @@ request (``run_coroutine_threadsafe``) and per completion; a pool of ``max_in_fl
 sharing one keep-alive connection pool gives the same concurrency with less machinery,
 blocking sockets release the GIL while waiting, and the ``python`` protocol (local model
 functions, which are blocking code) runs through the very same pool. Measured on the 2-core
-bench box (raw keep-alive requests, 1-row bodies, same server): asyncio streams and threads
-over :mod:`asaql.ml.wire` reached the same requests/s at 1 and 16 in flight (22-24 k/s at zero
-latency, 750-770/s of an ideal 800 at 20 ms x 16), asyncio using 10-30 µs less CPU per request
-at 16 in flight; not enough to pay for the hand-offs. The cost is one thread per in-flight
+bench box (raw keep-alive requests, 1-row bodies, same server; with an earlier socket-level
+client, before :mod:`asaql.ml.wire` moved onto ``http.client``): asyncio streams and threads
+reached the same requests/s at 1 and 16 in flight (22-24 k/s at zero latency, 750-770/s of an
+ideal 800 at 20 ms x 16), asyncio using 10-30 µs less CPU per request at 16 in flight; not
+enough to pay for the hand-offs. The cost is one thread per in-flight
 request, and in-flight counts are small (ASA's own default is 1 per partition).
 
 Data flow (the main thread is the caller's, inside ``map``; everything it waits for arrives
