@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from asaql.errors import DataError
-from asaql.io.formats import COMPRESSED, _float_text, format_datetimes, match_columns
+from asaql.io.formats import COMPRESSED, ByteSink, _float_text, format_datetimes, match_columns
 from asaql.types import is_variant
 
 __all__ = ["CsvSink", "CsvSource", "csv_text"]
@@ -207,16 +207,9 @@ def encode_rows(batch: pa.RecordBatch, names: Sequence[str]) -> pa.Array:
     return pc.binary_join_element_wise(pc.binary_join_element_wise(*cols, ","), "\n", "")
 
 
-class CsvSink:
+class CsvSink(ByteSink):
     def __init__(self, name: str, path: str, *, stream: BinaryIO | None = None) -> None:
-        self.name = name
-        self.path = path
-        if stream is not None:
-            self._f, self._owned = stream, False
-        elif path == "-":
-            self._f, self._owned = sys.stdout.buffer, False
-        else:
-            self._f, self._owned = open(path, "wb"), True  # noqa: SIM115
+        super().__init__(name, path, stream=stream)
         self._names: list[str] | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -231,14 +224,3 @@ class CsvSink:
             self._f.write(_buffer_of(encode_rows(batch, self._names)))
         if not self._owned:
             self._f.flush()
-
-    def close(self) -> None:
-        if self._f is None:
-            return
-        try:
-            if self._owned:
-                self._f.close()
-            else:
-                self._f.flush()
-        finally:
-            self._f = None  # type: ignore[assignment]

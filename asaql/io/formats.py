@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,7 @@ __all__ = [
     "CSV",
     "JSON",
     "PARQUET",
+    "ByteSink",
     "column_from_values",
     "detect_format",
     "format_datetimes",
@@ -334,3 +336,29 @@ def json_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if text.null_count:
         text = pc.fill_null(text, "null")
     return text
+
+
+class ByteSink:
+    """The file side of a text sink: a path (opened and closed here), ``-`` (stdout) or a
+    caller's stream (flushed, never closed). Subclasses encode batches and write ``self._f``."""
+
+    def __init__(self, name: str, path: str, *, stream: BinaryIO | None = None) -> None:
+        self.name = name
+        self.path = path
+        if stream is not None:
+            self._f, self._owned = stream, False
+        elif path == "-":
+            self._f, self._owned = sys.stdout.buffer, False
+        else:
+            self._f, self._owned = open(path, "wb"), True  # noqa: SIM115
+
+    def close(self) -> None:
+        if self._f is None:
+            return
+        try:
+            if self._owned:
+                self._f.close()
+            else:
+                self._f.flush()
+        finally:
+            self._f = None  # type: ignore[assignment]

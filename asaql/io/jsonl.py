@@ -70,7 +70,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from asaql.errors import DataError
-from asaql.io.formats import json_text, rows_to_batch
+from asaql.io.formats import ByteSink, json_text, rows_to_batch
 
 __all__ = ["IDLE", "JsonLinesSink", "JsonSource", "encode_lines"]
 
@@ -771,19 +771,12 @@ def _buffer_of(lines: pa.Array) -> memoryview:
     return memoryview(data)[int(off[0]) : int(off[-1])]
 
 
-class JsonLinesSink:
+class JsonLinesSink(ByteSink):
     """Writes each row as one JSON object per line (ASA's line-separated JSON output)."""
 
     def __init__(self, name: str, path: str, *, stream: BinaryIO | None = None) -> None:
-        self.name = name
-        self.path = path
+        super().__init__(name, path, stream=stream)
         self.rows = 0
-        if stream is not None:
-            self._f, self._owned = stream, False
-        elif path == "-":
-            self._f, self._owned = sys.stdout.buffer, False
-        else:
-            self._f, self._owned = open(path, "wb"), True  # noqa: SIM115
         self._pool: ThreadPoolExecutor | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -807,13 +800,5 @@ class JsonLinesSink:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        if self._f is None:
-            return
-        try:
-            if self._owned:
-                self._f.close()
-            else:
-                self._f.flush()
-        finally:
-            self._f = None  # type: ignore[assignment]
+        super().close()
 
