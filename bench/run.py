@@ -72,7 +72,7 @@ def run_asaql(workload: str, events: str, devices: str, out: str) -> dict[str, A
     # imports are outside the clock for every engine: asaql imports its engine modules on
     # first use, so import them here as the other engines' modules are imported above
     for module in ("asaql.sql.parser", "asaql.plan.bind", "asaql.plan.optimizer", "asaql.exec.physical",
-                   "asaql.io.source", "asaql.io.jsonl", "asaql.io.csv", "asaql.functions.conversion"):
+                   "asaql.io.source", "asaql.io.jsonl", "asaql.io.jsonl_sink", "asaql.io.csv", "asaql.functions.conversion"):
         importlib.import_module(module)
 
     class TimedSink:

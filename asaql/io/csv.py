@@ -213,7 +213,7 @@ class CsvSink(ByteSink):
         self._names: list[str] | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
-        from asaql.io.jsonl import _buffer_of
+        from asaql.io.jsonl_sink import _buffer_of
 
         if self._names is None:
             self._names = list(batch.schema.names)

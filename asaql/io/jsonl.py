@@ -1,4 +1,4 @@
-"""JSON input (JSON lines or one top-level array) and JSON lines output.
+"""JSON input: JSON lines or one top-level array (output: :mod:`asaql.io.jsonl_sink`).
 
 Reading JSON lines (the hot path)
 ---------------------------------
@@ -46,10 +46,7 @@ column stays float for later all-integer chunks).
 A top-level array (``[ {...}, {...} ]``, first non-space byte ``[``) is parsed with ``json.loads``
 as a whole and typed with the same rules.
 
-Writing
--------
-:class:`JsonLinesSink` encodes a whole batch at once with pyarrow string kernels
-(:func:`~asaql.io.formats.json_text`) and writes the resulting buffer.
+Writing JSON lines is :mod:`asaql.io.jsonl_sink`.
 """
 
 from __future__ import annotations
@@ -70,9 +67,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from asaql.errors import DataError
-from asaql.io.formats import ByteSink, json_text, rows_to_batch
+from asaql.io.formats import rows_to_batch
 
-__all__ = ["IDLE", "JsonLinesSink", "JsonSource", "encode_lines"]
+__all__ = ["IDLE", "JsonSource"]
 
 #: yielded by a followed input that has no new data: no events, only "time has passed"
 IDLE = pa.RecordBatch.from_pydict({})
@@ -82,11 +79,8 @@ ErrorHandler = Callable[[DataError], None]
 CHUNK_BYTES = 8 << 20
 FIRST_CHUNK_BYTES = 1 << 20
 WORKERS = min(4, os.cpu_count() or 1)
-#: threads encoding one large output batch (measured to hurt on a busy 2-core machine)
-SINK_WORKERS = WORKERS if (os.cpu_count() or 1) >= 4 else 1
 POLL_SECONDS = 0.1
 _BOM = b"\xef\xbb\xbf"
-_PARALLEL_ROWS = 4096  # a batch of at least twice this is encoded on several threads
 _HUGE = 9.2e18  # a double this large in a chunk may be an integer beyond int64: check in Python
 
 
@@ -740,65 +734,3 @@ def _seekable(f: Any) -> bool:
 def _prepend(head: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
     yield head
     yield from rest
-
-
-# --------------------------------------------------------------------------- the sink
-
-
-def encode_lines(batch: pa.RecordBatch | pa.Table) -> pa.Array:
-    """One JSON object per row, each ending with a newline, as a string array (column order kept,
-    NULL columns written as ``null``)."""
-    n = batch.num_rows
-    if batch.num_columns == 0:
-        return pa.array(["{}\n"] * n, pa.string())
-    parts: list[Any] = []
-    for i, (name, col) in enumerate(zip(batch.schema.names, batch.columns, strict=True)):
-        parts.append(("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":")
-        parts.append(json_text(col))
-    parts.append("}\n")
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def _buffer_of(lines: pa.Array) -> memoryview:
-    """The bytes of a non-null string array, concatenated, without copying."""
-    offsets = lines.buffers()[1]
-    data = lines.buffers()[2]
-    if data is None:
-        return memoryview(b"")
-    import numpy as np
-
-    off = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
-    return memoryview(data)[int(off[0]) : int(off[-1])]
-
-
-class JsonLinesSink(ByteSink):
-    """Writes each row as one JSON object per line (ASA's line-separated JSON output)."""
-
-    def __init__(self, name: str, path: str, *, stream: BinaryIO | None = None) -> None:
-        super().__init__(name, path, stream=stream)
-        self.rows = 0
-        self._pool: ThreadPoolExecutor | None = None
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
-            return
-        n = batch.num_rows
-        if SINK_WORKERS > 1 and n >= 2 * _PARALLEL_ROWS:
-            # pyarrow kernels release the GIL: encode slices on threads, write them in order
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(SINK_WORKERS, thread_name_prefix="asaql-jsonl")
-            step = -(-n // SINK_WORKERS)
-            parts = [batch.slice(i, step) for i in range(0, n, step)]
-            for lines in self._pool.map(encode_lines, parts):
-                self._f.write(_buffer_of(lines))
-        else:
-            self._f.write(_buffer_of(encode_lines(batch)))
-        self.rows += n
-        self._f.flush()  # per batch, so a live run's results reach the file as they are made
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-        super().close()
-

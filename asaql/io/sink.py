@@ -50,7 +50,7 @@ def open_sink(name: str, path: str, *, format: str | None = None) -> Sink:  # no
         except OSError as exc:
             raise ConfigError(f"output '{name}': cannot create the folder {folder}: {exc.strerror}") from exc
     if fmt == JSON:
-        from asaql.io.jsonl import JsonLinesSink
+        from asaql.io.jsonl_sink import JsonLinesSink
 
         return JsonLinesSink(name, path)
     if fmt == CSV:

@@ -491,7 +491,7 @@ def _run_case(project: AsaProject, text: str, case: TestCase, folder: Path, rel_
 
 def _write_outputs(tables: dict[str, Any], names: list[str], folder: Path) -> dict[str, Path]:
     """Each output as JSON lines (ASA's local-run format); empty outputs give empty files."""
-    from asaql.io.jsonl import encode_lines
+    from asaql.io.jsonl_sink import encode_lines
 
     written: dict[str, Path] = {}
     for name in dict.fromkeys([*names, *tables]):

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from asaql.errors import ConfigError, DataError
 from asaql.io.csv import CsvSink
 from asaql.io.formats import detect_format, json_text, rows_to_batch
-from asaql.io.jsonl import JsonLinesSink, JsonSource
+from asaql.io.jsonl import JsonSource
+from asaql.io.jsonl_sink import JsonLinesSink
 from asaql.io.memory import MemorySink, MemorySource
 from asaql.io.sink import TableSink, open_sink
 from asaql.io.source import open_source
@@ -539,7 +540,7 @@ def test_projection_keeps_record_keys_seen_later() -> None:
 
 
 def test_jsonl_writer_large_batch_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asaql.io.jsonl as jsonl_mod
+    import asaql.io.jsonl_sink as jsonl_mod
 
     monkeypatch.setattr(jsonl_mod, "SINK_WORKERS", 3)  # the threaded path, whatever the machine
     n = 20_000
