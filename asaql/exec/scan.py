@@ -22,7 +22,7 @@ from asaql.errors import DataError, ExecutionError
 from asaql.exec.evaluate import evaluate
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
 from asaql.plan import logical as lp
-from asaql.time.watermark import dt_to_us, ts_to_us
+from asaql.time.watermark import OrderingPolicy, dt_to_us, ts_to_us
 from asaql.types import DATETIME, to_python
 
 __all__ = ["ScanOperator", "to_struct"]
@@ -81,9 +81,9 @@ class ScanOperator:
         if self.node.reference:
             yield from self._plain()
             return
-        from asaql.time.watermark import EventOrderer, OrderingPolicy, us_to_dt
+        from asaql.time.watermark import EventOrderer, us_to_dt
 
-        policy = OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
+        policy = self._policy()
         orderer = EventOrderer(policy, keyed=bool(self.node.timestamp_over))
         metrics, name = self.ctx.metrics, self.node.input_name
         last_event = self._wall_us()
@@ -175,10 +175,10 @@ class ScanOperator:
         a job that observes no event time, under a policy that does not re-sort, needs none."""
         if self.node.observes_time or self.node.reference:
             return True
-        from asaql.time.watermark import OrderingPolicy
+        return self._policy().out_of_order_us > 0
 
-        policy = OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
-        return policy.out_of_order_us > 0
+    def _policy(self) -> OrderingPolicy:
+        return OrderingPolicy.from_job_config(getattr(self.ctx.options, "job_config", None))
 
     def _prepare(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         first = self._seen + 1

@@ -28,7 +28,7 @@ from asaql.functions.conversion import to_datetime
 from asaql.functions.registry import KernelContext, scalar
 from asaql.types import DATETIME
 
-__all__ = ["DATEPARTS", "dateadd_array", "datediff_array", "datepart_array", "datepart_name"]
+__all__ = ["DATEPARTS", "FIXED_PART_US", "dateadd_array", "datediff_array", "datepart_array", "datepart_name"]
 
 DATEPARTS: dict[str, str] = {}
 for _canon, _names in {
@@ -55,7 +55,8 @@ _VALID_TEXT = (
 )
 
 I64 = pa.int64()
-_US = {
+#: microseconds in one of the fixed-length dateparts (canonical names)
+FIXED_PART_US = {
     "microsecond": 1,
     "millisecond": 1_000,
     "second": 1_000_000,
@@ -160,7 +161,7 @@ def dateadd_array(part: str, number: pa.Array, ts: pa.Array) -> pa.Array:
             out_us = out.astype("datetime64[us]") + tod
             res = out_us.astype(np.int64)
         else:
-            step = _US[part]
+            step = FIXED_PART_US[part]
             with np.errstate(over="raise"):
                 delta = np.multiply(k, step)
                 if np.any(np.abs(k) > (2**62) // step):

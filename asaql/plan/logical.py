@@ -36,6 +36,7 @@ __all__ = [
     "Scan",
     "StepRef",
     "Union",
+    "walk",
 ]
 
 
@@ -269,7 +270,7 @@ class LogicalPlan:
 
     def nodes(self) -> Iterator[PlanNode]:
         for root in [*self.steps.values(), *self.outputs]:
-            yield from _walk(root)
+            yield from walk(root)
 
     def dead_letters(self) -> list[str]:
         """Names of the dead-letter outputs of the plan's ML calls, in plan order."""
@@ -277,10 +278,11 @@ class LogicalPlan:
         return list(dict.fromkeys(names))
 
 
-def _walk(node: PlanNode) -> Iterator[PlanNode]:
+def walk(node: PlanNode) -> Iterator[PlanNode]:
+    """``node`` and every node under it (a step read through a StepRef is not entered)."""
     yield node
     for child in node.inputs:
-        yield from _walk(child)
+        yield from walk(child)
 
 
 def _render(node: PlanNode, depth: int) -> list[str]:

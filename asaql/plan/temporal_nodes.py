@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from asaql.functions.datetime import FIXED_PART_US
 from asaql.plan import expr as bx
 from asaql.plan.logical import PlanNode
 
@@ -21,15 +22,7 @@ __all__ = ["UNIT_US", "Analytic", "AnalyticCall", "TemporalJoin"]
 #: The longest span of one datepart unit in microseconds (for state eviction; the exact bound
 #: test uses DATEDIFF itself).
 UNIT_US: dict[str, int] = {
-    "microsecond": 1,
-    "millisecond": 1_000,
-    "second": 1_000_000,
-    "minute": 60_000_000,
-    "hour": 3_600_000_000,
-    "day": 86_400_000_000,
-    "dayofyear": 86_400_000_000,
-    "weekday": 86_400_000_000,
-    "week": 7 * 86_400_000_000,
+    **FIXED_PART_US,
     "month": 31 * 86_400_000_000,
     "quarter": 92 * 86_400_000_000,
     "year": 366 * 86_400_000_000,

@@ -69,3 +69,17 @@ def test_create_table_failure_in_a_file_names_the_line(tmp_path, text: str, line
     assert [r["a"] for r in result.rows()] == [1] + ([3] if line == 2 else [])
     (conversion,) = [r for r in reports if "TypeConversionError" in r]
     assert f"events.jsonl, line {line}, field 'a'" in conversion
+
+
+def test_early_event_is_dropped_counted_and_reported() -> None:
+    session = asaql.Session()
+    reports: list[str] = []
+    session.report = reports.append
+    session.add_input("s", [
+        {"a": 1, "t": "2024-01-01T00:00:00Z", "EventEnqueuedUtcTime": "2024-01-01T00:00:00Z"},
+        {"a": 2, "t": "2024-01-01T00:05:01Z", "EventEnqueuedUtcTime": "2024-01-01T00:00:00Z"},
+    ])
+    result = session.compile("SELECT a FROM s TIMESTAMP BY t").run()
+    assert [r["a"] for r in result.rows()] == [1]
+    assert result.metrics.dropped == {"s": 1}
+    assert any("EarlyInputEvent" in r and "input 's'" in r for r in reports)

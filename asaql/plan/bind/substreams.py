@@ -20,8 +20,7 @@ __all__ = ["check_substreams"]
 
 
 def check_substreams(plan: lp.LogicalPlan) -> None:
-    roots = [*plan.steps.values(), *plan.outputs]
-    scans = [s for root in roots for s in _below(root, lp.Scan) if not s.reference]
+    scans = [s for s in plan.nodes() if isinstance(s, lp.Scan) and not s.reference]
     keyed = [s for s in scans if s.timestamp_over]
     if not keyed:
         return
@@ -32,29 +31,24 @@ def check_substreams(plan: lp.LogicalPlan) -> None:
                 f"'{keyed[0].input_name}' has: OVER must be used on all inputs or none",
                 span=scan.span, code="timestamp_over_all_inputs",
             )
-    for root in roots:
-        for node in _below(root, WindowAggregate):
+    for node in plan.nodes():
+        if isinstance(node, WindowAggregate):
             _check_group_by(node)
-        for node in _below(root, TemporalJoin):
+        elif isinstance(node, TemporalJoin):
             _check_join(node)
 
 
 def _below(root: lp.PlanNode, kind: type) -> list:
-    out, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, kind):
-            out.append(node)
-        stack.extend(node.inputs)
-    return out
+    return [node for node in lp.walk(root) if isinstance(node, kind)]
+
+
+def _name(e: bx.BoundExpr) -> str:
+    """A key expression by its field path, whatever alias qualifies it."""
+    return ".".join(e.path).lower() if isinstance(e, bx.Col) and e.path else str(e).lower()
 
 
 def _names(exprs: list[bx.BoundExpr] | tuple[bx.BoundExpr, ...]) -> set[str]:
-    """Key expressions compared by their field path, whatever alias qualifies them."""
-    out = set()
-    for e in exprs:
-        out.add(".".join(e.path).lower() if isinstance(e, bx.Col) and e.path else str(e).lower())
-    return out
+    return {_name(e) for e in exprs}
 
 
 def _check_group_by(node: WindowAggregate) -> None:
@@ -70,7 +64,7 @@ def _check_group_by(node: WindowAggregate) -> None:
 
 
 def _check_join(node: TemporalJoin) -> None:
-    pairs = {(a, b) for a, b in zip(_key_list(node.left_keys), _key_list(node.right_keys), strict=True)}
+    pairs = {(_name(a), _name(b)) for a, b in zip(node.left_keys, node.right_keys, strict=True)}
     for side in (node.left, node.right):
         for scan in _below(side, lp.Scan):
             for key in _names(scan.timestamp_over):
@@ -81,6 +75,3 @@ def _check_join(node: TemporalJoin) -> None:
                         span=node.span, code="timestamp_over_join",
                     )
 
-
-def _key_list(exprs: list[bx.BoundExpr]) -> list[str]:
-    return [next(iter(_names([e]))) for e in exprs]

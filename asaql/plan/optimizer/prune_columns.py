@@ -17,37 +17,23 @@ _TIMELESS = (lp.Scan, lp.StepRef, lp.Filter, lp.Project, lp.ReferenceJoin, lp.Ap
 
 
 def prune_columns(plan: lp.LogicalPlan) -> lp.LogicalPlan:
-    roots = [*plan.steps.values(), *plan.outputs]
-    for root in roots:
+    for root in [*plan.steps.values(), *plan.outputs]:
         _prune_tree(root)
-    if not any(_observes_time(root) for root in roots):
-        for root in roots:
-            for node in _nodes(root):
-                if isinstance(node, lp.Scan):
-                    node.observes_time = False
+    if not any(_observes_time(node) for node in plan.nodes()):
+        for node in plan.nodes():
+            if isinstance(node, lp.Scan):
+                node.observes_time = False
     return plan
 
 
-def _nodes(root: lp.PlanNode) -> list[lp.PlanNode]:
-    out, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        stack.extend(node.inputs)
-    return out
-
-
-def _observes_time(root: lp.PlanNode) -> bool:
-    """Whether any node under ``root`` depends on event time (the job-wide question: a step's
-    times show in every statement that reads it)."""
-    for node in _nodes(root):
-        if not isinstance(node, _TIMELESS):
-            return True
-        if isinstance(node, lp.Scan) and node.timestamp_by is not None:
-            return True
-        if any(isinstance(sub, bx.SysTimestamp) for e in _node_exprs(node) for sub in bx.walk(e)):
-            return True
-    return False
+def _observes_time(node: lp.PlanNode) -> bool:
+    """Whether ``node`` depends on event time (asked of every node of the job: a step's times
+    show in every statement that reads it)."""
+    if not isinstance(node, _TIMELESS):
+        return True
+    if isinstance(node, lp.Scan) and node.timestamp_by is not None:
+        return True
+    return any(isinstance(sub, bx.SysTimestamp) for e in _node_exprs(node) for sub in bx.walk(e))
 
 
 def _prune_tree(root: lp.PlanNode) -> None:
