@@ -22,7 +22,7 @@ from asaql.errors import DataError, ExecutionError
 from asaql.exec.evaluate import evaluate
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
 from asaql.plan import logical as lp
-from asaql.time.watermark import OrderingPolicy, dt_to_us, ts_to_us
+from asaql.time.watermark import OrderingPolicy, dt_to_us, ts_to_us, us_to_dt
 from asaql.types import DATETIME, to_python
 
 __all__ = ["ScanOperator", "to_struct"]
@@ -76,14 +76,18 @@ class ScanOperator:
         self._key_ids: dict[object, int] = {}
         self._seen = 0  # events read so far: data errors name the event's position in the input
         self._place: tuple[str, np.ndarray] | None = None  # file and lines of the batch in hand
+        self._start_column: pa.Array | None = None
 
     def __iter__(self) -> Iterator[Item]:
         if self.node.reference:
             yield from self._plain()
             return
-        from asaql.time.watermark import EventOrderer, us_to_dt
+        from asaql.time.watermark import EventOrderer
 
         policy = self._policy()
+        if self._timeless(policy):
+            yield from self._unordered()
+            return
         orderer = EventOrderer(policy, keyed=bool(self.node.timestamp_over))
         metrics, name = self.ctx.metrics, self.node.input_name
         last_event = self._wall_us()
@@ -110,6 +114,28 @@ class ScanOperator:
             if released.watermark is not None:
                 yield Watermark(us_to_dt(released.watermark))
         yield from orderer.flush()
+        yield Watermark.END
+
+    def _timeless(self, policy: OrderingPolicy) -> bool:
+        """A job that never observes event time, under a policy that neither re-sorts nor
+        drops: the ordering policy cannot change what comes out, so it is not run."""
+        return not self.node.observes_time and policy.out_of_order_us == 0 and not policy.drop
+
+    def _unordered(self) -> Iterator[Item]:
+        """The stream of a timeless job: every event stamped with the run's start time (the
+        watermark the ordering policy would give: the start time, once), in input order."""
+        metrics, name = self.ctx.metrics, self.node.input_name
+        promised = False
+        for raw in self.open_input(name, self._columns()):
+            if not raw.num_rows:
+                continue
+            metrics.add(metrics.events_in, name, raw.num_rows)
+            batch = self._prepare(raw)
+            if batch.num_rows:
+                yield batch
+                if not promised:
+                    promised = True
+                    yield Watermark(us_to_dt(dt_to_us(self.ctx.start_time) - 1))
         yield Watermark.END
 
     def _plain(self) -> Iterator[Item]:
@@ -279,7 +305,14 @@ class ScanOperator:
             if pa.types.is_timestamp(enq.type):
                 fallback = pa.scalar(self.ctx.start_time, DATETIME)
                 return pc.fill_null(enq.cast(DATETIME), fallback)
-        return pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), n)
+        return self._start_times(n)
+
+    def _start_times(self, n: int) -> pa.Array:
+        """``n`` copies of the run's start time: slices of one array, made again only when a
+        longer one is needed."""
+        if self._start_column is None or len(self._start_column) < n:
+            self._start_column = pa.repeat(pa.scalar(self.ctx.start_time, DATETIME), max(n, 1 << 16))
+        return self._start_column.slice(0, n)
 
     def _drop_bad_timestamps(self, batch: pa.RecordBatch, ts: pa.Array,
                              events: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:

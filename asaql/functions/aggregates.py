@@ -23,7 +23,7 @@ AVG of only NULLs are NULL; COUNT is bigint; AVG, STDEV, VAR and percentiles are
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -29,7 +29,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from asaql.errors import DataError
-from asaql.io.formats import COMPRESSED, ByteSink, _float_text, format_datetimes, match_columns
+from asaql.io.formats import (
+    COMPRESSED,
+    ByteSink,
+    _float_text,
+    format_datetimes,
+    match_columns,
+    string_bytes,
+)
 from asaql.types import is_variant
 
 __all__ = ["CsvSink", "CsvSource", "csv_text"]
@@ -213,14 +220,12 @@ class CsvSink(ByteSink):
         self._names: list[str] | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
-        from asaql.io.jsonl_sink import _buffer_of
-
         if self._names is None:
             self._names = list(batch.schema.names)
             head = io.StringIO()
             _pycsv.writer(head, lineterminator="\n").writerow(self._names)
             self._f.write(head.getvalue().encode("utf-8"))
         if batch.num_rows:
-            self._f.write(_buffer_of(encode_rows(batch, self._names)))
+            self._f.write(string_bytes(encode_rows(batch, self._names)))
         if not self._owned:
             self._f.flush()

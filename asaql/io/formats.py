@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -214,10 +215,28 @@ def format_datetimes(arr: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(text, "0Z", "")
 
 
+def string_bytes(arr: pa.Array) -> memoryview:
+    """The bytes of a string array's values, concatenated, without copying."""
+    offsets, data = arr.buffers()[1], arr.buffers()[2]
+    if data is None or not len(arr):
+        return memoryview(b"")
+    off = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    return memoryview(data)[int(off[0]) : int(off[-1])]
+
+
+def _needs_escape(arr: pa.Array) -> bool:
+    """Whether any value holds a control character, a backslash or a double quote (one
+    numpy pass over the bytes: ~4x cheaper than a regex kernel over the values)."""
+    b = np.frombuffer(string_bytes(arr), dtype=np.uint8)
+    return bool(((b < 0x20) | (b == 0x5C) | (b == 0x22)).any())
+
+
 def _escape_strings(arr: pa.Array) -> pa.Array:
     """String values as JSON string bodies (without the quotes)."""
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
+    if not _needs_escape(arr):
+        return arr  # the common case: nothing to escape
     if pc.any(pc.match_substring_regex(arr, r"[\x00-\x1f]")).as_py():
         return pa.array(
             [None if v is None else json.dumps(v, ensure_ascii=False)[1:-1] for v in arr.to_pylist()],

@@ -4,9 +4,12 @@ Reading JSON lines (the hot path)
 ---------------------------------
 The file is read in chunks of ``chunk_bytes`` (8 MiB; the first one 1 MiB, since it is parsed
 alone to learn the schema) cut after the last newline, so memory is bounded whatever the file
-size; a chunk becomes one batch of ~50k events, so per-batch costs downstream stay small. A chunk
-is a view of the bytes as read (no copy): from a regular file the partial line after the cut is
-read again with the next chunk (a seek back), from a pipe or a compressed file it is carried over.
+size; a chunk becomes one batch of ~50k events, so per-batch costs downstream stay small. A
+regular file (read once, not followed) is memory-mapped chunk by chunk: each chunk is a view of
+its own read-only mapping, unmapped once parsed, so no bytes are copied out of the page cache and
+no large buffer is allocated per chunk (a file truncated while it is read is not supported). Other
+inputs are read: a chunk is a view of the bytes as read (no copy), and from a pipe or a
+compressed file the partial line after the cut is carried over.
 Each chunk goes to pyarrow's C++ JSON reader
 (``pyarrow.json.read_json``) as ONE block, and up to ``workers`` chunks are parsed at once on a
 small thread pool (pyarrow releases the GIL); results and data errors come out in file order
@@ -52,8 +55,10 @@ Writing JSON lines is :mod:`asaql.io.jsonl_sink`.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -543,6 +548,9 @@ class JsonSource:
         """Newline-aligned chunks, in file order. A chunk is a view of what was read, up to
         its last newline; the partial line after it is read again with the next chunk when
         the input can seek back (a regular file), else carried over (copied)."""
+        if self._mappable():
+            yield from self._mapped_chunks()
+            return
         f = self._open()
         seekable = not self.follow and _seekable(f)
         rest = b""
@@ -584,6 +592,46 @@ class JsonSource:
             yield memoryview(buf)[start : cut + 1]
         if rest.strip() and not self._closed.is_set():
             yield rest
+
+    def _mappable(self) -> bool:
+        """A regular, uncompressed file read once (not followed): read by memory mapping."""
+        if self._stream is not None or self.follow or self.path == "-":
+            return False
+        from asaql.io.formats import COMPRESSED
+
+        if self.path.lower().endswith(COMPRESSED):
+            return False
+        try:
+            return stat.S_ISREG(os.stat(self.path).st_mode)
+        except OSError:
+            return False
+
+    def _mapped_chunks(self) -> Iterator[Chunk]:
+        """:meth:`_chunks` for a regular file: each chunk is a view of its own read-only
+        mapping of the file, unmapped when the last view of it is dropped (after its parse).
+        No copy from the page cache, no large buffer allocated (and page-faulted) per chunk,
+        and memory stays bounded by the chunks in flight."""
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            grain = mmap.ALLOCATIONGRANULARITY
+            pos = 0
+            first = True
+            while pos < size and not self._closed.is_set():
+                want = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
+                base = pos - pos % grain
+                length = min(size, pos + want) - base
+                view = _mapped(f, base, length)
+                start = pos - base
+                if first and view[start : start + 3] == _BOM:
+                    start += 3
+                first = False
+                cut = length - 1 if base + length == size else _rfind_newline(view, start)
+                while cut < 0:  # a line longer than the chunk: map more of the file
+                    length = min(size - base, 2 * length)
+                    view = _mapped(f, base, length)
+                    cut = length - 1 if base + length == size else _rfind_newline(view, start)
+                yield view[start : cut + 1]
+                pos = base + cut + 1
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         chunks = self._chunks()
@@ -729,6 +777,26 @@ def _seekable(f: Any) -> bool:
         return bool(f.seekable())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def _mapped(f: BinaryIO, offset: int, length: int) -> memoryview:
+    """``length`` bytes of the file from ``offset`` (a multiple of the allocation granularity),
+    as a view of a read-only mapping (unmapped when the last view is dropped)."""
+    return memoryview(mmap.mmap(f.fileno(), length, offset=offset, access=mmap.ACCESS_READ))
+
+
+def _rfind_newline(view: memoryview, start: int) -> int:
+    """The position of the last newline in ``view`` at or after ``start``, else -1 (searched
+    from the end in growing pieces: lines are short, the chunk is not)."""
+    end = len(view)
+    step = 1 << 16
+    while end > start:
+        lo = max(start, end - step)
+        k = bytes(view[lo:end]).rfind(b"\n")
+        if k >= 0:
+            return lo + k
+        end, step = lo, step * 4
+    return -1
 
 
 def _prepend(head: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:

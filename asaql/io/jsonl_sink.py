@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asaql.io.formats import ByteSink, json_text
+from asaql.io.formats import ByteSink, json_text, string_bytes
 
 __all__ = ["JsonLinesSink", "encode_lines"]
 
@@ -39,18 +39,6 @@ def encode_lines(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _buffer_of(lines: pa.Array) -> memoryview:
-    """The bytes of a non-null string array, concatenated, without copying."""
-    offsets = lines.buffers()[1]
-    data = lines.buffers()[2]
-    if data is None:
-        return memoryview(b"")
-    import numpy as np
-
-    off = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
-    return memoryview(data)[int(off[0]) : int(off[-1])]
-
-
 class JsonLinesSink(ByteSink):
     """Writes each row as one JSON object per line (ASA's line-separated JSON output)."""
 
@@ -70,9 +58,9 @@ class JsonLinesSink(ByteSink):
             step = -(-n // SINK_WORKERS)
             parts = [batch.slice(i, step) for i in range(0, n, step)]
             for lines in self._pool.map(encode_lines, parts):
-                self._f.write(_buffer_of(lines))
+                self._f.write(string_bytes(lines))
         else:
-            self._f.write(_buffer_of(encode_lines(batch)))
+            self._f.write(string_bytes(encode_lines(batch)))
         self.rows += n
         self._f.flush()  # per batch, so a live run's results reach the file as they are made
 
