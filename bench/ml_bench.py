@@ -18,9 +18,13 @@ size with a bare JSON array of one float per row, so the ideal throughput is
 The two run back to back per cell, so both see the same load on a shared box. A second run
 against the same server with zero latency shows where the client's time goes: events/s that
 one thread can encode into bodies (orjson; the ceiling for any client in one process), a bare
-``httpx.Client`` loop, bare wire with one thread, the Scorer with 1 and 4 in flight, and the
-Scorer's client CPU per event (this process only) next to the encoding's: the share of the
-client's CPU that is JSON encoding. Last, the client CPU per request (least of 5 rounds that
+``httpx.Client`` loop, bare wire with one thread (the same codec's bodies, from Arrow slices in
+the Arrow cases), the Scorer with 1 and 4 in flight, and client CPU per event (this process
+only) of encoding alone, of bare wire and of the Scorer: the Scorer minus bare wire is the
+operator's own cost (``own``: ordering, slots, thread hand-offs), to be set against the
+encoding's. Then the operator's own work alone: the Scorer over a caller that answers at once
+(no encoding, no HTTP), client CPU per request and per event next to the encoding of the same
+rows. Last, the client CPU per request (least of 5 rounds that
 take turns) of one thread posting the same body over ``WireClient``, a bare
 ``http.client.HTTPConnection`` (``request`` + ``getresponse`` + ``read``) and
 ``httpx.Client.post``.
@@ -52,6 +56,7 @@ import pyarrow as pa
 
 from asaql.exec.ml_score import piece_rows
 from asaql.ml.endpoint import EndpointSpec
+from asaql.ml.metrics import EndpointMetrics
 from asaql.ml.protocols import dumps, make_codec
 from asaql.ml.scorer import Scorer
 from asaql.ml.wire import WireClient
@@ -167,24 +172,34 @@ def run_scorer(
     return len(events) / elapsed, cpu / len(events)
 
 
-def bare_wire(url: str, batch: int, in_flight: int, events: list[dict]) -> float:
-    """Events/s of the least a client can do: ``in_flight`` threads encoding and posting the
-    batches over asaql.ml.wire (keep-alive http.client) and decoding the answers, no bookkeeping."""
-    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+def bare_wire(
+    url: str, batch: int, in_flight: int, events: list[dict], arrow: bool = False
+) -> tuple[float, float]:
+    """(events/s, client CPU seconds per event) of the least a client can do: ``in_flight``
+    threads encoding each batch with the endpoint's codec (from Arrow slices when ``arrow``),
+    posting it over asaql.ml.wire (keep-alive http.client) and parsing the answer, with no
+    bookkeeping (no ordering, no slots, no hand-offs between threads)."""
+    codec = make_codec(EndpointSpec(name="bench", url=url, batch_size=batch))
+    if arrow:
+        table = pa.array(events)
+        batches = [table.slice(i, batch) for i in range(0, len(events), batch)]
+    else:
+        batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     headers = {"Content-Type": "application/json"}
     client = WireClient(timeout=30.0, connect_timeout=10.0, max_idle=in_flight)
     lanes = [batches[i::in_flight] for i in range(in_flight)]
 
-    def lane(own: list[list[dict]]) -> None:
+    def lane(own: list) -> None:
         for rows in own:
-            orjson.loads(client.post(url, dumps({"data": rows}), headers).content)
+            orjson.loads(client.post(url, dumps(codec.encode_rows(rows)), headers).content)
 
     try:
         with ThreadPoolExecutor(in_flight) as pool:
             list(pool.map(lane, [lane_batches[:1] for lane_batches in lanes]))  # connect
-            started = time.perf_counter()
+            cpu, started = _cpu(), time.perf_counter()
             list(pool.map(lane, lanes))
-            return len(events) / (time.perf_counter() - started)
+            elapsed, cpu = time.perf_counter() - started, _cpu() - cpu
+            return len(events) / elapsed, cpu / len(events)
     finally:
         client.close()
 
@@ -226,7 +241,7 @@ def latency_table(url: str, latency: float, seconds: float) -> list[dict]:
             n = int(min(ideal * seconds, 2_000_000))
             n = max(n - n % batch, batch * in_flight)
             events = make_events(n)
-            bare = bare_wire(url, batch, in_flight, events)
+            bare, _ = bare_wire(url, batch, in_flight, events)
             achieved, _ = run_scorer(url, batch, in_flight, events)
             rows.append(
                 {"batch": batch, "in_flight": in_flight, "events": n, "ideal": ideal,
@@ -254,6 +269,9 @@ def _rate(value: float | None) -> str:
 
 
 def zero_table(base: str, n: int) -> list[dict]:
+    """Where the client's CPU goes at zero latency. ``own`` is the operator's own cost per
+    event: the Scorer's CPU minus that of a bare client sending the same bodies (encoding,
+    HTTP and parsing the answer are in both)."""
     rows = []
     events = make_events(n)
     for label, batch, arrow, path in ZERO_CASES:
@@ -261,17 +279,76 @@ def zero_table(base: str, n: int) -> list[dict]:
         floor = json_floor(url, batch, events, arrow)
         plain = not arrow and path == "/score"
         httpx_rate = bare_httpx(url, batch, events) if plain else None  # same body only
-        wire_rate = bare_wire(url, batch, 1, events) if plain else None
+        wire_rate, wire_cpu = bare_wire(url, batch, 1, events, arrow)
         one, cpu_one = run_scorer(url, batch, 1, events, arrow)
         four, _ = run_scorer(url, batch, 4, events, arrow)
-        encode_share = (1 / floor) / cpu_one
+        encode_ns, wire_ns, scorer_ns = 1e9 / floor, wire_cpu * 1e9, cpu_one * 1e9
+        own_ns = scorer_ns - wire_ns
         rows.append({"case": label, "batch": batch, "encode_only": floor,
                      "bare_httpx": httpx_rate, "bare_wire": wire_rate, "scorer_1": one,
-                     "scorer_4": four, "scorer_cpu_ns_per_event": cpu_one * 1e9,
-                     "encode_ns_per_event": 1e9 / floor, "encode_share": encode_share})
-        print(f"| {label:<19} | {floor:>11,.0f} | {_rate(httpx_rate):>10} | {_rate(wire_rate):>10} "
-              f"| {one:>10,.0f} | {four:>10,.0f} | {1e9 / floor:>7.0f} | {cpu_one * 1e9:>7.0f} "
-              f"| {encode_share:>5.0%} |", flush=True)
+                     "scorer_4": four, "scorer_cpu_ns_per_event": scorer_ns,
+                     "bare_wire_cpu_ns_per_event": wire_ns, "own_ns_per_event": own_ns,
+                     "encode_ns_per_event": encode_ns, "encode_share": encode_ns / scorer_ns,
+                     "own_share": own_ns / scorer_ns})
+        print(f"| {label:<19} | {floor:>11,.0f} | {_rate(httpx_rate):>10} | {wire_rate:>10,.0f} "
+              f"| {one:>10,.0f} | {four:>10,.0f} | {encode_ns:>6.0f} | {wire_ns:>7.0f} "
+              f"| {scorer_ns:>7.0f} | {own_ns:>5.0f} | {encode_ns / scorer_ns:>5.0%} "
+              f"| {own_ns / scorer_ns:>5.0%} |", flush=True)
+    return rows
+
+
+class _InstantCaller:
+    """A BatchCaller that answers at once (no encoding, no HTTP): what is left of a Scorer run
+    over it is the operator's own work (slots, ordering, dispatch, thread hand-offs)."""
+
+    lookahead = 1
+    takes_arrow = True
+
+    def __init__(self) -> None:
+        self.metrics = EndpointMetrics("instant")
+
+    def prepare(self, rows: list) -> list:
+        return rows
+
+    def send(self, call: list) -> None:
+        pass
+
+    def finish(self, call: list) -> list:
+        return [0.0] * len(call)
+
+    def score(self, rows: list) -> list:
+        return [0.0] * len(rows)
+
+    def close(self) -> None:
+        pass
+
+
+class _InstantScorer(Scorer):
+    def _make_caller(self, *args: object) -> _InstantCaller:  # type: ignore[override]
+        return _InstantCaller()
+
+
+def bookkeeping_table(n: int) -> list[dict]:
+    """The Scorer's own CPU per request and per event (one in flight, least of 5 runs), over a
+    caller that answers at once, next to the JSON encoding of the same rows."""
+    rows = []
+    events = make_events(n)
+    for batch in (1, 100, 1000):
+        count = n if batch > 1 else n // 20
+        spec = EndpointSpec(name="bench", url="http://127.0.0.1:9/score", batch_size=batch)
+        chunks = chunked(events[:count], batch)
+        best = float("inf")
+        with _InstantScorer(spec) as scorer:
+            for _ in range(5):
+                cpu = _cpu()
+                scored = sum(len(c.values) for c in scorer.map(chunks))
+                best = min(best, (_cpu() - cpu) / scored)
+        encode_ns = 1e9 / json_floor("http://127.0.0.1:9/score", batch, events[:count])
+        per_request = best * batch * 1e6
+        rows.append({"batch": batch, "own_us_per_request": per_request,
+                     "own_ns_per_event": best * 1e9, "encode_ns_per_event": encode_ns})
+        print(f"| {batch:>5} | {per_request:>8.1f} | {best * 1e9:>8.0f} | {encode_ns:>9.0f} "
+              f"| {best * 1e9 / encode_ns:>6.2f} |", flush=True)
     return rows
 
 
@@ -357,10 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("\n## Zero latency: where the time goes (events/s; client CPU ns per event)\n")
         print("| batch, rows         | encode only | bare httpx | bare wire | Scorer x1 "
-              "| Scorer x4 | encode ns | Scorer ns | encode share |")
+              "| Scorer x4 | encode ns | bare wire ns | Scorer ns | own ns | encode share "
+              "| own share |")
         print("|---------------------|------------:|-----------:|-----------:|-----------:"
-              "|-----------:|--------:|--------:|------:|")
+              "|-----------:|-------:|--------:|--------:|------:|------:|------:|")
         zero = zero_table(url.rsplit("/", 1)[0], 200_000 if not args.quick else 50_000)
+        print("\n## The operator's own work: a caller that answers at once (client CPU)\n")
+        print("| batch | µs / request | ns / event | encode ns / event | own / encode |")
+        print("|------:|---------:|---------:|----------:|-------:|")
+        own = bookkeeping_table(200_000 if not args.quick else 50_000)
         print("\n## Client CPU per request (µs, one thread, zero latency)\n")
         print("| batch | body bytes | wire | http.client | httpx |")
         print("|------:|-----------:|-----:|------------:|------:|")
@@ -370,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait()
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"latency": table, "zero": zero, "cpu_per_request": cpu}, indent=2)
+            json.dumps({"latency": table, "zero": zero, "own": own, "cpu_per_request": cpu},
+                       indent=2)
         )
     return 0
 
