@@ -549,8 +549,11 @@ class JsonSource:
         its last newline; the partial line after it is read again with the next chunk when
         the input can seek back (a regular file), else carried over (copied)."""
         if self._mappable():
-            yield from self._mapped_chunks()
-            return
+            try:
+                yield from self._mapped_chunks()
+                return
+            except _Unmappable:  # e.g. a file system without mmap: read it instead
+                pass
         f = self._open()
         seekable = not self.follow and _seekable(f)
         rest = b""
@@ -620,7 +623,12 @@ class JsonSource:
                 want = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
                 base = pos - pos % grain
                 length = min(size, pos + want) - base
-                view = _mapped(f, base, length)
+                try:
+                    view = _mapped(f, base, length)
+                except (OSError, ValueError) as exc:
+                    if pos:
+                        raise
+                    raise _Unmappable from exc
                 start = pos - base
                 if first and view[start : start + 3] == _BOM:
                     start += 3
@@ -777,6 +785,10 @@ def _seekable(f: Any) -> bool:
         return bool(f.seekable())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+class _Unmappable(Exception):
+    """The file cannot be memory-mapped (raised before any chunk was handed out)."""
 
 
 def _mapped(f: BinaryIO, offset: int, length: int) -> memoryview:

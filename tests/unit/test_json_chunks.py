@@ -37,9 +37,10 @@ class _Pipe(io.RawIOBase):
         return k
 
 
-def _read(stream: Any, columns: list[str] | None = None, **kw: Any) -> tuple[list[dict[str, Any]], list[int | None]]:
+def _read(stream: Any, columns: list[str] | None = None, path: str = "mem.jsonl",
+          **kw: Any) -> tuple[list[dict[str, Any]], list[int | None]]:
     errors: list[DataError] = []
-    src = JsonSource("in", "mem.jsonl", on_error=errors.append, stream=stream, **kw)
+    src = JsonSource("in", path, on_error=errors.append, stream=stream, **kw)
     rows = [r for b in src.batches(columns) for r in b.to_pylist()]
     return rows, [e.line for e in errors]
 
@@ -96,6 +97,22 @@ def test_mapped_file_reads_as_the_stream(tmp_path: Path, chunk: int, shape: str)
     assert [_present(r) for r in mapped] == [_present(r) for r in streamed]
     assert [e.line for e in errors] == streamed_err
     assert len(mapped) == len(streamed) > 250
+
+
+def test_unmappable_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a file system that cannot map files: the regular file is read instead, nothing lost
+    import asaql.io.jsonl as jsonl
+
+    def refuse(*args: Any) -> memoryview:
+        raise OSError("mmap not supported")
+
+    monkeypatch.setattr(jsonl, "_mapped", refuse)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_lines(300))
+    rows, errors = _read(None, path=str(path), chunk_bytes=100)
+    streamed, streamed_err = _read(io.BytesIO(_lines(300)), chunk_bytes=100)
+    assert [_present(r) for r in rows] == [_present(r) for r in streamed] and len(rows) > 250
+    assert errors == streamed_err
 
 
 def _present(row: dict[str, Any]) -> dict[str, Any]:
