@@ -15,7 +15,10 @@ Retry policy (ASA retries 503 "with exponential backoff"; 400/401/404/409 fail t
 connection errors          ``min(backoff_max, backoff_base * 2**(attempt-1))`` with full
                            jitter in [delay/2, delay]; at most ``retries`` retries and never
                            past ``max_retry_time`` seconds after the first attempt
-other 4xx                  not retried
+413 (payload too large)    the batch is split in two halves, each scored on its own
+                           (down to one event, which then fails)
+other 4xx                  not retried (424: the model container's own status and reason,
+                           from Azure ML's ``ms-azureml-model-error-*`` headers, are shown)
 200 with a wrong shape     not retried (the model answered; asking again won't fix it)
 =========================  ===========================================================
 
@@ -167,8 +170,11 @@ class EndpointClient:
 
     def _resolve(self, spec: EndpointSpec) -> _Resolved:
         config = _Resolved(spec, self._clock())
-        if config.key and config.key not in self._seen_keys:
-            self._seen_keys.append(config.key)
+        # the key, and the values of extra headers that carry credentials (an
+        # Ocp-Apim-Subscription-Key, a token); a deployment name or a content type stays shown
+        for secret in (config.key, *(value for name, value in spec.headers if _secret_header(name))):
+            if secret and secret not in self._seen_keys:
+                self._seen_keys.append(secret)
         return config
 
     def current(self) -> _Resolved:
@@ -251,6 +257,9 @@ class EndpointClient:
                 results = self._decode(config, rows, response, attempt - 1)
                 self.metrics.record_request(events=n, latency=latency, ok=True, retries=attempt - 1)
                 return results
+            if status == 413 and n > 1:  # too large for the endpoint: score each half
+                self.metrics.record_request(events=0, latency=0.0, ok=False, retries=attempt - 1)
+                return self._split(rows)
             retryable = status == 0 or status in _RETRYABLE or status >= 500
             delay = self._delay(attempt, response)
             elapsed = self._clock() - started
@@ -264,6 +273,11 @@ class EndpointClient:
                 raise self._error(config, rows, f"{message} ({why})", status or None)
             self._sleep(delay)
             config = self.current()
+
+    def _split(self, rows: list[Any] | pa.Array) -> list[Any]:
+        """Score the two halves of a batch the endpoint refused as too large (413)."""
+        half = len(rows) // 2
+        return self.score(rows[:half]) + self.score(rows[half:])
 
     def _attempt(
         self, config: _Resolved, body: bytes, call: Call | None
@@ -298,7 +312,7 @@ class EndpointClient:
         reason = response.reason_phrase or ""
         detail = error_message(response.content)
         message = f"answered {status} {reason}".rstrip() + (f": {detail}" if detail else "")
-        return status, message, response, latency
+        return status, message + _model_error(response), response, latency
 
     def _decode(
         self, config: _Resolved, rows: list[Any], response: httpx.Response | WireResponse, retries: int
@@ -339,6 +353,25 @@ class EndpointClient:
         with self._lock:
             if self._httpx is not None:
                 self._httpx.close()
+
+
+_SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "signature", "password", "credential", "cookie")
+
+
+def _secret_header(name: str) -> bool:
+    """Whether an extra header's value is a credential (masked wherever it would show)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_HEADER_WORDS)
+
+
+def _model_error(response: httpx.Response | WireResponse) -> str:
+    """What an Azure ML endpoint says of its model container's own failure (424 answers carry
+    it in ``ms-azureml-model-error-statuscode`` / ``-reason`` headers)."""
+    code = response.headers.get("ms-azureml-model-error-statuscode")
+    reason = response.headers.get("ms-azureml-model-error-reason")
+    if not code and not reason:
+        return ""
+    return " (model container answered " + " ".join(str(p) for p in (code, reason) if p) + ")"
 
 
 def _retry_after(value: str | None) -> float | None:

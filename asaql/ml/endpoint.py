@@ -122,6 +122,19 @@ class EndpointSpec:
             )
         if len(self.input_names) != len(self.input_map):
             raise ConfigError(f"{where}: every binding input needs a mapTo")
+        if not self.input_map or any(
+            not isinstance(m, int) or isinstance(m, bool) or m < 0 for m in self.input_map
+        ):
+            raise ConfigError(
+                f"{where}: field 'mapTo' must be a zero-based argument index, "
+                f"got {list(self.input_map)}"
+            )
+        unused = sorted(set(range(self.argument_count)) - set(self.input_map))
+        if unused:
+            raise ConfigError(
+                f"{where}: binding inputs map to arguments {sorted(set(self.input_map))}, "
+                f"so argument {unused[0]} would never be sent (mapTo is zero-based)"
+            )
         _check_url(where, self.url, self.resolved_protocol)
         if self.resolved_protocol == "openai-embeddings" and self.batch_size > 2048:
             raise ConfigError(
@@ -142,6 +155,12 @@ class EndpointSpec:
                 value = tuple((k, MASK) for k, _ in value)
             shown.append(f"{spec_field.name}={value!r}")
         return f"EndpointSpec({', '.join(shown)})"
+
+    @property
+    def argument_count(self) -> int:
+        """How many arguments ``udf.<name>(...)`` takes: one more than the highest ``mapTo``
+        of the binding inputs (1 unless the binding feeds inputs from several arguments)."""
+        return max(self.input_map) + 1
 
     @property
     def resolved_protocol(self) -> str:
@@ -399,11 +418,23 @@ def _common(
     }
     if inputs:
         names = tuple(str(i.get("name") or "data") for i in inputs)
-        maps = tuple(int(i.get("mapTo", pos) or 0) for pos, i in enumerate(inputs))
+        maps = tuple(_map_to(i.get("mapTo"), pos, where) for pos, i in enumerate(inputs))
         options["input_names"], options["input_map"] = names, maps
     if outputs:
         options["output_names"] = tuple(str(o.get("name")) for o in outputs if o.get("name"))
     return options
+
+
+def _map_to(value: Any, position: int, where: str) -> int:
+    """A binding input's ``mapTo`` (absent or null: its own position among the inputs)."""
+    if value is None:
+        return position
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: field 'mapTo' must be a zero-based argument index, got {value!r}"
+        ) from None
 
 
 def _from_own(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -423,7 +454,21 @@ def _from_own(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     if isinstance(options.get("url"), str) and options.get("protocol") == "python":
         url = options["url"]
         options["url"] = url if url.startswith("python:") else f"python:{url}"
+    if "auth_header" not in options and _azure_openai(options.get("url")):
+        options["auth_header"] = "api-key"  # Azure OpenAI takes its key in 'api-key:'
     return options
+
+
+def _azure_openai(url: Any) -> bool:
+    """Whether ``url`` is an Azure OpenAI / Azure AI services resource (key in ``api-key``).
+
+    >>> _azure_openai("https://my-res.openai.azure.com/openai/deployments/emb/embeddings")
+    True
+    """
+    if not isinstance(url, str):
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith((".openai.azure.com", ".cognitiveservices.azure.com"))
 
 
 def _own_auth(auth: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -6,8 +6,10 @@ exactly N results, in order. A response that does not hold N results raises
 ``research/model-server-protocols.md``)::
 
     azureml    {"data": [row, ...]}  or {inputRequestName: {inputName: [row, ...]}}
+               (one key per binding input, fed from the UDF argument its mapTo names)
                input_data: {"input_data": {"columns": [...], "index": [...], "data": [[...]]}}
                <- [r, ...] | {"predictions": [...]} | {outputResponseName: {"<out>": [...]}}
+               (or any of these as a JSON string: a score.py returning json.dumps(...))
     mlflow     {"dataframe_split": {...}} | {"dataframe_records": [...]} | {"instances": [...]}
                | {"inputs": {col: [...]}}             <- {"predictions": [...] | {col: [...]}}
     v2         {"inputs": [{"name", "shape", "datatype", "data"}, ...]}  <- {"outputs": [...]}
@@ -72,11 +74,11 @@ class ResponseShapeError(ValueError):
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat(timespec="microseconds") + "Z"
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.datetime):  # as ASA writes datetimes in JSON, with or without orjson
+        from asaql.types import format_datetime
+
+        return format_datetime(value)
+    if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return float(value)
@@ -92,7 +94,9 @@ def _default(value: Any) -> Any:
 
 
 if _orjson is not None:
-    _OPTS = _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_NON_STR_KEYS
+    _OPTS = (
+        _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_NON_STR_KEYS | _orjson.OPT_PASSTHROUGH_DATETIME
+    )
 
     def dumps(obj: Any) -> bytes:
         """Encode a request body in one go (orjson when installed, else json)."""
@@ -239,6 +243,29 @@ def _kind(value: Any) -> str:
     return f"a JSON {type(value).__name__}"
 
 
+def _unquote(payload: Any) -> Any:
+    """A body that is a JSON string holding JSON, decoded once more.
+
+    An Azure ML ``score.py`` whose ``run()`` returns ``json.dumps(result)`` (the pattern of
+    many samples) is answered as ``"[0.1, 0.9]"``: the inference server JSON-encodes the
+    string it was given.
+    """
+    if isinstance(payload, str) and payload.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def _said(payload: dict[str, Any]) -> str:
+    """The message of an error object answered with status 200 (``{"error": ...}``)."""
+    for key in ("error", "message", "detail"):
+        if key in payload:
+            return error_message(json.dumps(payload).encode())
+    return ""
+
+
 def _name_rows(rows: list[Any], output_names: tuple[str, ...]) -> list[Any]:
     """Positional list rows become records when the spec names that many outputs."""
     if (
@@ -297,6 +324,7 @@ class Codec:
 
     def _generic_rows(self, payload: Any, n: int) -> list[Any]:
         """Find the result rows in the response shapes that several servers share."""
+        payload = _unquote(payload)
         if isinstance(payload, list):
             return _check_count(payload, n, "the response array")
         if not isinstance(payload, dict):
@@ -305,8 +333,10 @@ class Codec:
         for key in (wrapper, "predictions", "Results", "results", "outputs", "output", "result"):
             if key and key in payload:
                 return self._unwrap(payload[key], n, key)
+        said = _said(payload)
         raise ResponseShapeError(
             f"expected a result array (or 'predictions'/'Results'), got {_kind(payload)}"
+            + (f" saying: {said}" if said else "")
         )
 
     def _unwrap(self, value: Any, n: int, key: str) -> list[Any]:
@@ -323,6 +353,33 @@ class Codec:
     @staticmethod
     def _looks_columnar(value: dict[str, Any], n: int) -> bool:
         return all(isinstance(v, list) and len(v) == n for v in value.values())
+
+
+def _binding_inputs(spec: EndpointSpec, rows: list[Any]) -> dict[str, Any]:
+    """``{inputs[i].name: [value fed by argument mapTo[i] of each event]}``.
+
+    With one UDF argument (every ``mapTo`` is 0) each event's value is that argument, and
+    every binding input receives it. With several (``udf.f(a, b)``, ``mapTo`` 0 and 1) each
+    event's value is the list of its arguments (or a record of them, in argument order).
+    """
+    if spec.argument_count == 1:
+        return {name: rows for name in spec.input_names}
+    packed = [_arguments(row, spec.argument_count) for row in rows]
+    return {
+        name: [args[arg] for args in packed]
+        for name, arg in zip(spec.input_names, spec.input_map, strict=True)
+    }
+
+
+def _arguments(row: Any, count: int) -> list[Any]:
+    if isinstance(row, dict):
+        row = list(row.values())
+    if not isinstance(row, list | tuple) or len(row) != count:
+        raise ValueError(
+            f"the binding maps its inputs to {count} UDF arguments (mapTo), but an event "
+            f"passed {_kind(row) if not isinstance(row, list | tuple) else len(row)}"
+        )
+    return list(row)
 
 
 class AzureMLCodec(Codec):
@@ -345,13 +402,7 @@ class AzureMLCodec(Codec):
                     "data": _split_rows(columns, rows),
                 }
             }
-        if len(spec.input_names) == 1:
-            inner: dict[str, Any] = {spec.input_names[0]: rows}
-        else:  # several binding inputs: each event's value is a list of UDF arguments
-            inner = {
-                name: [row[arg] for row in rows]
-                for name, arg in zip(spec.input_names, spec.input_map, strict=True)
-            }
+        inner = _binding_inputs(spec, rows)
         if spec.input_request_name:
             return {spec.input_request_name: inner}
         return inner
@@ -436,6 +487,17 @@ def _v2_datatype(name: str, values: list[Any]) -> str:
     raise ValueError(f"input '{name}' mixes value types {sorted(k.__name__ for k in kinds)}")
 
 
+def _v2_input(name: str, shape: list[int], values: list[Any]) -> dict[str, Any]:
+    """One input tensor; integers are written as floats in an FP64 tensor (``[1.5, 2]`` is
+    sent as ``[1.5, 2.0]``: strict servers parse each value by the datatype)."""
+    if values and all(isinstance(v, dt.datetime) for v in values):
+        values = [_default(v) for v in values]  # BYTES, as ASA writes datetimes in JSON
+    datatype = _v2_datatype(name, values)
+    if datatype == "FP64" and any(type(v) is int for v in values):
+        values = [float(v) for v in values]
+    return {"name": name, "shape": shape, "datatype": datatype, "data": values}
+
+
 def _v2_arrow_datatype(t: pa.DataType) -> str:
     """What :func:`_v2_datatype` says of the Python values of a null-free plain column."""
     if pa.types.is_boolean(t):
@@ -458,10 +520,7 @@ class V2Codec(Codec):
         n = len(rows)
         if self.request_format == "columns" and _records(rows):
             columns = _columnar(_columns(self.spec, rows), rows)
-            inputs = [
-                {"name": c, "shape": [n], "datatype": _v2_datatype(c, v), "data": v}
-                for c, v in columns.items()
-            ]
+            inputs = [_v2_input(c, [n], v) for c, v in columns.items()]
             body: dict[str, Any] = {"parameters": {"content_type": "pd"}, "inputs": inputs}
         else:
             body = {"inputs": [self._tensor(rows)]}
@@ -491,7 +550,7 @@ class V2Codec(Codec):
             shape = [len(rows), width]
         else:
             flat, shape = list(rows), [len(rows)]
-        return {"name": name, "shape": shape, "datatype": _v2_datatype(name, flat), "data": flat}
+        return _v2_input(name, shape, flat)
 
     def decode(self, payload: Any, n: int) -> list[Any]:
         outputs = payload.get("outputs") if isinstance(payload, dict) else None
@@ -541,6 +600,12 @@ class OpenAIEmbeddingsCodec(Codec):
     formats = ("float",)
 
     def encode(self, rows: list[Any]) -> Any:
+        for position, row in enumerate(rows):
+            if row is None:
+                raise ValueError(
+                    f"event {position} of the batch has a NULL text; embeddings need a string "
+                    "(filter NULLs before the call)"
+                )
         texts = [row if isinstance(row, str) else json.dumps(row, default=_default) for row in rows]
         body: dict[str, Any] = {"input": texts, "encoding_format": "float"}
         if self.spec.model:
@@ -550,8 +615,17 @@ class OpenAIEmbeddingsCodec(Codec):
     def decode(self, payload: Any, n: int) -> list[Any]:
         data = payload.get("data") if isinstance(payload, dict) else None
         data = _check_count(data, n, "'data'")
-        ordered = sorted(data, key=lambda item: item.get("index", 0))
-        return [item.get("embedding") for item in ordered]
+        if not all(isinstance(item, dict) for item in data):
+            raise ResponseShapeError("expected objects with 'index' and 'embedding' in 'data'")
+        if any("index" in item for item in data):
+            indexes = sorted(i for item in data if isinstance(i := item.get("index"), int))
+            if indexes != list(range(n)):
+                raise ResponseShapeError(
+                    f"expected one item for each index 0-{n - 1} in 'data', got indexes "
+                    f"{[item.get('index') for item in data][:10]}"
+                )
+            data = sorted(data, key=lambda item: item["index"])
+        return [item.get("embedding") for item in data]
 
 
 CODECS: dict[str, Callable[[EndpointSpec], Codec]] = {
