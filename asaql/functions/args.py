@@ -266,7 +266,7 @@ def to_int64(arg: Arg, length: int, fn: str, position: int) -> pa.Array:
 
 def to_float64(arg: Arg, length: int, fn: str, position: int) -> pa.Array:
     arr = numeric(arg, length, fn, position)
-    return pc.cast(arr, pa.float64())
+    return pc.cast(arr, pa.float64(), safe=False)
 
 
 # --------------------------------------------------------------------------- slow path

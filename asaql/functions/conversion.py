@@ -33,6 +33,7 @@ NULL converts to NULL.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 from typing import Any
@@ -117,14 +118,30 @@ def _cast_error(value: Any, source: str, target: str, row: int) -> ExecutionErro
 
 
 def format_float(x: float) -> str:
-    """Shortest round-trip text of a float (.NET-like: 7.0 -> '7', 2.5 -> '2.5')."""
+    """A float as .NET (Core 3.0+) ``double.ToString()`` writes it: the shortest round-trip
+    digits, in fixed notation unless the decimal point would sit more than
+    max(digits, 15) places right of the first digit, or more than 3 places left of it;
+    the exponent has a sign and at least two digits (2.5 -> '2.5', 7.0 -> '7',
+    1e15 -> '1E+15', 123456789012345.0 -> '123456789012345', 1e-05 -> '1E-05')."""
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
         return "Infinity" if x > 0 else "-Infinity"
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    return repr(x)
+    if x == 0:
+        return "-0" if math.copysign(1.0, x) < 0 else "0"
+    sign, digit_tuple, exponent = decimal.Decimal(repr(x)).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    scale = len(digits) + int(exponent)  # digits before the decimal point
+    prefix = "-" if sign else ""
+    if scale > max(len(digits), 15) or scale < -3:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        power = scale - 1
+        return f"{prefix}{mantissa}E{'+' if power >= 0 else '-'}{abs(power):02d}"
+    if scale <= 0:
+        return f"{prefix}0.{'0' * -scale}{digits}"
+    if scale >= len(digits):
+        return prefix + digits + "0" * (scale - len(digits))
+    return f"{prefix}{digits[:scale]}.{digits[scale:]}"
 
 
 def _null_target(n: int, target: str) -> pa.Array:
@@ -250,11 +267,10 @@ def _format_datetimes(arr: pa.Array) -> pa.Array:
 
 
 def _floats_to_text(arr: pa.Array) -> pa.Array:
-    text = pc.cast(arr, pa.string())
-    # Arrow writes nan/inf; .NET spells them NaN/Infinity
-    text = pc.replace_substring_regex(text, r"^nan$", "NaN")
-    text = pc.replace_substring_regex(text, r"^(-?)inf$", r"\1Infinity")
-    return text
+    """float -> text as .NET writes it (:func:`format_float`). Slow path: Arrow's float
+    formatting switches to exponents at other magnitudes than .NET, so values are formatted
+    one by one."""
+    return pa.array([None if v is None else format_float(v) for v in arr.to_pylist()], pa.string())
 
 
 def _cast_vectorized(arr: pa.Array, target: str) -> tuple[pa.Array, np.ndarray | None]:
@@ -275,7 +291,7 @@ def _cast_vectorized(arr: pa.Array, target: str) -> tuple[pa.Array, np.ndarray |
         return _fail_all(arr, target)
     if target == "float":
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return pc.cast(arr, pa.float64()), None
+            return pc.cast(arr, pa.float64(), safe=False), None
         if pa.types.is_boolean(t):
             return pc.cast(pc.cast(arr, pa.int64()), pa.float64()), None
         if is_string(t):

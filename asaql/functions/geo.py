@@ -7,12 +7,13 @@ the order: CreatePoint takes lat, lon); WKT text (``POINT(lon lat)``, ``LINESTRI
 
 * ST_DISTANCE is the geodesic distance in metres on the WGS-84 ellipsoid (Vincenty's inverse
   formula, iterated to 1e-12 rad; sub-millimetre; a spherical fallback only for the rare
-  nearly antipodal pairs where it does not converge). A point inside a polygon is 0 from it;
-  for lines/polygons the distance is the minimum over vertices and over the planar
-  (lon/lat) closest points of their segments.
+  nearly antipodal pairs where it does not converge). With a polygon argument it is 0
+  (R:st-distance.md: "If used with Polygons will return 0"); for lines the distance is the
+  minimum over vertices and over the planar (lon/lat) closest points of their segments.
 * ST_WITHIN / ST_INTERSECTS / ST_OVERLAPS are **planar** tests on lon/lat coordinates (good
   for geofences far from the poles and the antimeridian; ASA uses geodesic edges).
-  ST_OVERLAPS is 1 when the interiors of the two shapes intersect.
+  ST_OVERLAPS is 1 when the interiors of two shapes of the same kind intersect and neither
+  lies within the other (R:st-overlaps.md: "one is within another" gives 0).
 
 Per-value Python (the slow path in :func:`asaql.functions.args.map_values`) is used here:
 geometry work is branchy and these functions run on few rows.
@@ -109,13 +110,22 @@ def _wkt_coords(body: str) -> list[list[float]]:
     return out
 
 
+def _normalize_rings(kind: str, coords: Any) -> Any:
+    """A Polygon written with a single ring and no ring nesting (``[[x, y], ...]``, as in
+    the ST_OVERLAPS reference example) is read as that one ring."""
+    if kind == "polygon" and isinstance(coords, list) and coords and isinstance(coords[0], list) \
+            and coords[0] and not isinstance(coords[0][0], list):
+        return [coords]
+    return coords
+
+
 def parse_geo(value: Any) -> tuple[str, Any] | None:
     """(kind, coordinates) of a GeoJSON record or WKT text; None if not a geography."""
     if isinstance(value, dict):
         kind = str(value.get("type", "")).lower()
         coords = value.get("coordinates")
         if kind in ("point", "linestring", "polygon") and coords is not None:
-            return kind, coords
+            return kind, _normalize_rings(kind, coords)
         return None
     if isinstance(value, str):
         m = _WKT.match(value)
@@ -244,6 +254,10 @@ def _point_distance(p: tuple[float, float], g: tuple[str, Any]) -> float:
 
 
 def _distance(a: tuple[str, Any], b: tuple[str, Any]) -> float:
+    """R:st-distance.md: the distance between two points; "if used with Polygons will
+    return 0" (taken literally: any polygon argument gives 0)."""
+    if a[0] == "polygon" or b[0] == "polygon":
+        return 0.0
     if _intersects(a, b) and (a[0] != "point" or b[0] != "point"):
         return 0.0
     if a[0] == "point":
@@ -254,6 +268,67 @@ def _distance(a: tuple[str, Any], b: tuple[str, Any]) -> float:
         min(_point_distance(v, b) for v in _vertices(a)),
         min(_point_distance(v, a) for v in _vertices(b)),
     )
+
+
+def _strictly_inside(pt: tuple[float, float], poly: list) -> bool:
+    """Inside the polygon and not on any of its edges."""
+    for ring in poly:
+        pts = [(float(p[0]), float(p[1])) for p in ring]
+        if any(_on_segment(pt, a, b) for a, b in zip(pts, pts[1:] + pts[:1], strict=True)):
+            return False
+    return _in_polygon(pt, poly)
+
+
+def _probe_points(g: tuple[str, Any]) -> list[tuple[float, float]]:
+    """Vertices and edge midpoints: where an interior intersection shows up."""
+    mids = [((a[0] + b[0]) / 2, (a[1] + b[1]) / 2) for a, b in _segments(g)]
+    return _vertices(g) + mids
+
+
+def _proper_crossing(a, b, c, d) -> bool:  # type: ignore[no-untyped-def]
+    d1, d2 = _cross(c, d, a), _cross(c, d, b)
+    d3, d4 = _cross(a, b, c), _cross(a, b, d)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def _interiors_meet(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    """Polygons: some point of one lies strictly inside the other, or two edges cross."""
+    if any(_strictly_inside(p, b[1]) for p in _probe_points(a)):
+        return True
+    if any(_strictly_inside(p, a[1]) for p in _probe_points(b)):
+        return True
+    return any(_proper_crossing(s1, e1, s2, e2)
+               for s1, e1 in _segments(a) for s2, e2 in _segments(b))
+
+
+def _collinear_overlap(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    """Lines: two segments lie on one line and share more than a point."""
+    for s1, e1 in _segments(a):
+        for s2, e2 in _segments(b):
+            if abs(_cross(s1, e1, s2)) > 1e-12 or abs(_cross(s1, e1, e2)) > 1e-12:
+                continue
+            axis = 0 if abs(e1[0] - s1[0]) >= abs(e1[1] - s1[1]) else 1
+            lo = max(min(s1[axis], e1[axis]), min(s2[axis], e2[axis]))
+            hi = min(max(s1[axis], e1[axis]), max(s2[axis], e2[axis]))
+            if hi - lo > 1e-12:
+                return True
+    return False
+
+
+def _all_on(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    return all(any(_on_segment(v, s, e) for s, e in _segments(b)) for v in _vertices(a))
+
+
+def _overlaps(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    """R:st-overlaps.md: 1 when the shapes overlap; 0 when they do not, or when one is within
+    the other. Shapes of different kinds (a point and a polygon, ...) never overlap."""
+    if a[0] != b[0] or a[0] == "point":
+        return False
+    if a[0] == "linestring":
+        return _collinear_overlap(a, b) and not _all_on(a, b) and not _all_on(b, a)
+    if _within(a, b) or _within(b, a):
+        return False
+    return _interiors_meet(a, b)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -344,9 +419,10 @@ def st_intersects(args: list[Any], ctx: KernelContext) -> pa.Array:
 
 @scalar("ST_OVERLAPS", args=(2, 2), returns="bigint")
 def st_overlaps(args: list[Any], ctx: KernelContext) -> pa.Array:
-    """ST_OVERLAPS(a, b): 1 if the shapes overlap (planar test), else 0."""
+    """ST_OVERLAPS(a, b): 1 if the shapes overlap (planar test), else 0; 0 as well when one
+    lies within the other."""
     n = batch_length(args, ctx.length)
     return map_values(
-        lambda a, b: int(_intersects(_geo(a, "st_overlaps"), _geo(b, "st_overlaps"))),
+        lambda a, b: int(_overlaps(_geo(a, "st_overlaps"), _geo(b, "st_overlaps"))),
         as_array(args[0], n), as_array(args[1], n), length=n, type=pa.int64(),
     )

@@ -177,16 +177,22 @@ def power(args: list[Any], ctx: KernelContext) -> pa.Array:
                 return pc.power_checked(x, y)
             except pa.ArrowInvalid:
                 raise _overflow("power") from None
-        res = _nan_to_null(pc.power(pc.cast(x, F64), pc.cast(y, F64)))
-        finite = pc.and_(pc.is_finite(res), pc.less(pc.abs(res), 9.2e18))
-        if not pc.all(pc.or_(finite, pc.is_null(res))).as_py():
+        res = _nan_to_null(pc.power(_to_f64(x), _to_f64(y)))
+        # a NULL (or domain-error NaN, now NULL) row is not an overflow
+        finite = pc.and_(pc.is_finite(res), pc.less(pc.abs(res), 9.2e18)).fill_null(True)
+        if not pc.all(finite).as_py():
             raise _overflow("power")
         return pc.cast(pc.trunc(res), I64, safe=False)
-    return _nan_to_null(pc.power(x, pc.cast(y, F64)))
+    return _nan_to_null(pc.power(x, _to_f64(y)))
+
+
+def _to_f64(arr: pa.Array) -> pa.Array:
+    """bigint -> float, allowing the precision loss above 2**53 (ASA: not an error)."""
+    return arr if arr.type == F64 else pc.cast(arr, F64, safe=False)
 
 
 def _float_arg(args: list[Any], i: int, n: int, fn: str) -> pa.Array:
-    return pc.cast(_num(args, i, n, fn), F64)
+    return _to_f64(_num(args, i, n, fn))
 
 
 @scalar("SQUARE", args=(1, 1), returns="float")

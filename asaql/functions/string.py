@@ -126,10 +126,17 @@ def charindex_py(find: str, s: str, start: int | None = None) -> int:
     return s.find(find, begin) + 1 if begin <= len(s) else 0
 
 
-def stuff_py(s: str, start: int, length: int, ins: str) -> str | None:
-    if start <= 0 or start > len(s) or length < 0:
-        return None
-    return s[: start - 1] + ins + s[start - 1 + length:]
+def stuff_py(s: str, start: int, length: int, ins: str) -> str:
+    """R:stuff-azure-stream-analytics.md (differs from T-SQL, which gives NULL): a negative
+    length fails; start past the end gives ''; start < 1 deletes the part of
+    [start, start + length - 1] that lies in the string and inserts at the beginning."""
+    if length < 0:
+        raise _length_error("stuff")
+    if start > len(s):
+        return ""
+    begin = max(start, 1) - 1
+    end = max(start - 1 + length, begin)
+    return s[:begin] + ins + s[end:]
 
 
 def translate_py(s: str, src: str, dst: str) -> str:
@@ -422,18 +429,23 @@ def _repeat(s: pa.Array, k: pa.Array) -> pa.Array:
 @scalar("STUFF", args=(4, 4), returns="nvarchar(max)")
 def stuff(args: list[Any], ctx: KernelContext) -> pa.Array:
     """STUFF(s, start, length, ins): delete length chars at 1-based start, insert ins.
-    start < 1 or past the end, or a negative length -> NULL (T-SQL)."""
+    A negative length fails; start past the end gives ''; start < 1 deletes only the part of
+    the range inside the string (as SUBSTRING counts it); any NULL -> NULL."""
     n = batch_length(args, ctx.length)
     s = text(args[0], n, "stuff", 1)
     if _is_const(args[1]) and _is_const(args[2]) and _is_const(args[3]):
         start = _const_int(args[1], "stuff", 2)
         length = _const_int(args[2], "stuff", 3)
         ins = text(args[3], 1, "stuff", 4)[0].as_py()
-        if start is None or length is None or ins is None or start <= 0 or length < 0:
+        if start is None or length is None or ins is None:
             return _nulls(n)
-        out = pc.utf8_replace_slice(s, start=start - 1, stop=start - 1 + length, replacement=ins)
-        too_far = pc.greater(pc.utf8_length(s), start - 1)
-        return pc.if_else(too_far, out, pa.scalar(None, STR))
+        if length < 0:
+            raise _length_error("stuff")
+        begin = max(start, 1) - 1
+        end = max(start - 1 + length, begin)
+        out = pc.utf8_replace_slice(s, start=begin, stop=end, replacement=ins)
+        past_end = pc.less(pc.utf8_length(s), start)
+        return pc.if_else(past_end, pa.scalar(""), out)
     starts = to_int64(args[1], n, "stuff", 2)
     lengths = to_int64(args[2], n, "stuff", 3)
     inss = text(args[3], n, "stuff", 4)

@@ -147,7 +147,7 @@ def test_cli_job_file_dead_letter(model: str, tmp_path: Path) -> None:
     events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
     (tmp_path / "q.asaql").write_text(QUERY)
     (tmp_path / "score.json").write_text(json.dumps({"url": model, "api_key": "env:DL_KEY"}))
-    (tmp_path / "job.toml").write_text(f"""
+    (tmp_path / "job.toml").write_text("""
 query = "q.asaql"
 [inputs.iot]
 path = "iot.jsonl"
