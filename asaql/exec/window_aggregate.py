@@ -84,7 +84,9 @@ class WindowAggregateOperator:
         self.watermark = np.iinfo(np.int64).min
         self.buffers: dict[int, list[pa.Table]] = {i: [] for i, w in enumerate(node.windows)
                                                    if isinstance(w.spec, tw.Session | tw.Sliding)}
-        self.session_carry: dict[Any, tuple[int, int]] = {}
+        # (window index, partition key) -> (cut, last event) of a session cut by max duration:
+        # each window definition of Windows(...) has its own sessions
+        self.session_carry: dict[tuple[int, Any], tuple[int, int]] = {}
         self.session_serial = 0
         # Partial-only aggregates keep their state as one Arrow table of partial rows, one row
         # per open (window, end, start, keys) group, merged with each batch's partials by a
@@ -326,7 +328,7 @@ class WindowAggregateOperator:
             return
         table = concat_tables(self.buffers[w]).combine_chunks()
         if isinstance(window.spec, tw.Session):
-            rows, ends, starts, keep = self._sessions(window.spec, table, wm)
+            rows, ends, starts, keep = self._sessions(w, window.spec, table, wm)
         else:
             rows, ends, starts, keep = self._sliding(window.spec, table, wm)  # type: ignore[arg-type]
         self.buffers[w] = [table.filter(pa.array(keep))] if keep.any() else []
@@ -343,7 +345,7 @@ class WindowAggregateOperator:
         prefix = f"a{j}_"
         return sum(1 for c in table.column_names if c.startswith(prefix))
 
-    def _sessions(self, spec: tw.Session, table: pa.Table, wm: int
+    def _sessions(self, w: int, spec: tw.Session, table: pa.Table, wm: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = table.num_rows
         ts = table.column("__ts").to_numpy()
@@ -357,7 +359,7 @@ class WindowAggregateOperator:
         keep = np.ones(n, dtype=bool)
         bounds = np.flatnonzero(np.diff(pid[order])) + 1
         for part in np.split(order, bounds):
-            key = pkeys[int(pid[part[0]])]
+            key = (w, pkeys[int(pid[part[0]])])
             times = ts[part].tolist()
             carry = self.session_carry.get(key)
             for first, stop, start, end in tw.assign_sessions(spec, times, carry):

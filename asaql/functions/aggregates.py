@@ -22,6 +22,7 @@ AVG of only NULLs are NULL; COUNT is bigint; AVG, STDEV, VAR and percentiles are
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -305,7 +306,28 @@ class ValuesAccumulator(Accumulator):
         return np.searchsorted(sorted_gids, gids, "left"), np.searchsorted(sorted_gids, gids, "right")
 
 
+def _hashable_values(arr: pa.Array) -> pa.Array:
+    """Values a hash aggregate can group: records, arrays and mixed (Variant) values become
+    their canonical JSON text (record keys sorted), so equal values count once."""
+    from asaql.types import is_variant, to_python
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if is_variant(t) or pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) \
+            or pa.types.is_map(t):
+        return pa.array([None if v is None else json.dumps(v, sort_keys=True, default=str)
+                         for v in to_python(arr)], pa.string())
+    return arr
+
+
 class CountDistinct(ValuesAccumulator):
+    """COUNT(DISTINCT x): distinct non-NULL values; ``COUNT(DISTINCT input)`` counts distinct
+    events (whole records compared by value)."""
+
+    def prepare(self, args: list[pa.Array]) -> list[pa.Array]:
+        return [_hashable_values(args[0])]
+
     def compute(self, gids: np.ndarray, rows: pa.Table | None) -> pa.Array:
         counts = np.zeros(len(gids), dtype=np.int64)
         if rows is not None and rows.num_rows:

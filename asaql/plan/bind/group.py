@@ -12,8 +12,10 @@ key a read of the key column (``__kN``), and any other column reference is an er
         WindowAggregate TumblingWindow(minute, 1) keys [store] aggs [__a0 := COUNT(*)]
 
 Window rules (asa-language.md §6): exactly one window; ``System.Timestamp()`` alone is the
-snapshot window, and next to another window it is an ordinary key; ``Windows(...)`` unions
-several windows, with ids all given or none, unique (case-insensitively).
+snapshot window, and next to another window it is a key (events are grouped by their time, but
+``System.Timestamp()`` in SELECT/HAVING is the result's time, the window end); ``Windows(...)``
+unions several windows (``System.Timestamp()`` may be one of them), with ids all given or none,
+unique (case-insensitively).
 """
 
 from __future__ import annotations
@@ -248,6 +250,10 @@ def _windows(call: ast.FunctionCall, binder: ExprBinder) -> list[WindowDef]:
             window_id, inner = str(arg.args[0].value), arg.args[1]
         else:
             window_id, inner = None, arg
+        if _is_system_timestamp(inner):  # a snapshot window may be one of them (snapshot reference)
+            defs.append(WindowDef(spec=tw.Snapshot(), id=window_id, text="System.Timestamp()"))
+            ids.append(window_id)
+            continue
         if not _is_window(inner) or inner.name.lower() == "windows":  # type: ignore[union-attr]
             raise BindError("Windows() takes window definitions (Windows cannot be nested)",
                             span=inner.span, code="bad_window")
@@ -295,7 +301,9 @@ class GroupedBinder(ExprBinder):
         )
         grouped.node = node
         grouped.input_binder = binder
-        grouped._keys = {_canon(k): i for i, k in enumerate(node.keys)}
+        # System.Timestamp() as a key next to a window groups by event time, but read in SELECT
+        # or HAVING it is the time of the result, the window end (§5 timestamp propagation)
+        grouped._keys = {_canon(k): i for i, k in enumerate(node.keys) if not isinstance(k, bx.SysTimestamp)}
         grouped._calls: dict[str, int] = {}
         grouped.aggregate_hook = _aggregate_hook
         grouped.analytic_hook = _analytic_hook(binder)
@@ -386,6 +394,7 @@ def _aggregate_call(node: ast.FunctionCall, fn: Any, binder: GroupedBinder) -> A
         if not args or not isinstance(args[0], ast.Literal | ast.Unary):
             raise BindError(f"{fn.name} needs a constant first argument", span=node.span, code="wrong_arity")
         params.append(_constant(args.pop(0)))
+    _check_params(fn.name, params, node.span)
     star = node.star
     if fn.star and len(args) == 1 and isinstance(args[0], ast.ColumnRef) and len(args[0].parts) == 1 \
             and inner.scope.resolve(args[0].parts[0]) is not None and not node.distinct:
@@ -419,6 +428,21 @@ def _aggregate_call(node: ast.FunctionCall, fn: Any, binder: GroupedBinder) -> A
         descending=tuple(o.descending for o in order_items))
     return AggregateCall(function=fn, args=tuple(bound),
                          order_by=tuple(inner.bind(o.expr) for o in order_items), options=options)
+
+
+def _check_params(name: str, params: list[Any], span: Span) -> None:
+    """Constant arguments are checked before any event is read: a percentile fraction lies in
+    [0, 1] (§7), a CollectTop count is a positive integer literal."""
+    if not params:
+        return
+    p = params[0]
+    upper = name.upper()
+    if upper.startswith("PERCENTILE") and (isinstance(p, bool) or not isinstance(p, int | float)
+                                           or not 0 <= p <= 1):
+        raise BindError(f"{name} needs a number between 0 and 1, got {p!r}", span=span, code="bad_argument")
+    if upper == "COLLECTTOP" and (isinstance(p, bool) or not isinstance(p, int) or p < 1):
+        raise BindError(f"CollectTop needs a positive integer count of events, got {p!r}", span=span,
+                        code="bad_argument")
 
 
 def _constant(e: ast.Expr) -> Any:
