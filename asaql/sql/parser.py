@@ -131,6 +131,7 @@ _WORDS = {
     "$END": "end of query",
     "NAME": "a name",
     "QUOTED_NAME": "a name",
+    "MEMBER_KEYWORD": "a name",
     "INT": "an integer",
     "FLOAT": "a number",
     "STRING": "a string",
@@ -227,7 +228,7 @@ def _character_position(error: UnexpectedInput) -> tuple[int, int, int]:
 def _describe(token: Token) -> str:
     if token.type == "$END":
         return "unexpected end of query"
-    if token.type in ("NAME", "QUOTED_NAME"):
+    if token.type in ("NAME", "QUOTED_NAME", "MEMBER_KEYWORD"):
         return f"unexpected name '{token}'"
     if token.type in ("STRING", "DQSTRING"):
         return f"unexpected string {token}"

@@ -96,7 +96,17 @@ def _with_step(step: ast.WithStep, ctx: ScriptContext, plan: lp.LogicalPlan) -> 
 
 
 def _output(stmt: ast.Select | ast.Union, ctx: ScriptContext) -> lp.Output:
-    into = next((s.into for s in _selects(stmt) if s.into is not None), None)
+    with_into = [s for s in _selects(stmt) if s.into is not None]
+    if len(with_into) > 1:
+        second = with_into[1]
+        raise BindError(
+            f"a UNION has one output: INTO may appear only once (found INTO {with_into[0].into} "
+            f"and INTO {second.into})",
+            span=second.into_span or second.span,
+            code="union_into",
+            help="name the output once, with INTO in the first SELECT of the UNION",
+        )
+    into = with_into[0].into if with_into else None
     node, _ = _query(stmt, ctx)
     return lp.Output(child=node, name=into or DEFAULT_OUTPUT, span=stmt.span)
 
@@ -105,10 +115,14 @@ def _query(query: ast.Select | ast.Union, ctx: ScriptContext) -> tuple[lp.PlanNo
     if isinstance(query, ast.Select):
         return bind_select(query, ctx)
     parts = [bind_select(s, ctx) for s in query.queries]
-    widths = {len(f) for _, f in parts if f is not None}
-    if len(widths) > 1:
-        raise BindError("every query of a UNION must have the same number of columns",
-                        span=query.span, code="union_width")
+    first = parts[0][1]
+    for select, (_, fields) in zip(query.queries, parts, strict=True):
+        if first is not None and fields is not None and len(fields) != len(first):
+            raise BindError(
+                f"every query of a UNION must have the same number of columns: the first has "
+                f"{len(first)}, this one {len(fields)}",
+                span=select.span, code="union_width",
+            )
     return lp.Union(children=[n for n, _ in parts], span=query.span), parts[0][1]
 
 

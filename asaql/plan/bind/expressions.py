@@ -34,6 +34,13 @@ AGGREGATES = frozenset(
 ANALYTIC = frozenset(
     "lag last isfirst anomalydetection_spikeanddip anomalydetection_changepoint".split()
 )
+# The type names of the reference (asa-language.md §9.5); other spellings are asaql extensions.
+_ASA_TYPES = frozenset({"bigint", "float", "nvarchar(max)", "datetime", "bit", "record", "array"})
+TABLE_FUNCTIONS = frozenset({"getarrayelements", "getrecordproperties"})
+# T-SQL current-time functions: none exists in ASA (asa-language.md §0).
+_NO_CURRENT_TIME = frozenset(
+    "getdate getutcdate sysdatetime sysutcdatetime current_timestamp sysdatetimeoffset".split()
+)
 WINDOWS = frozenset(
     """tumblingwindow tumbling hoppingwindow hopping slidingwindow sliding sessionwindow
     session windows snapshotwindow""".split()
@@ -182,6 +189,9 @@ class ExprBinder:
                 bound_cond = bx.Op(op="eq", args=(operand, bound_cond), span=cond.span)
             whens.append((bound_cond, self.bind(result)))
         else_ = self.bind(node.else_) if node.else_ is not None else None
+        if any(_is_float(r) for r in [r for _, r in whens] + [else_]):
+            whens = [(cond, _as_float(result)) for cond, result in whens]
+            else_ = _as_float(else_) if else_ is not None else None
         return bx.CaseExpr(whens=tuple(whens), else_=else_, span=node.span)
 
     def _cast(self, node: ast.Cast) -> bx.BoundExpr:
@@ -194,18 +204,20 @@ class ExprBinder:
 
     def type_name(self, written: str, span: Span) -> str:
         canonical = normalize_type_name(written)
+        key = "".join(written.lower().split())
         if canonical is None:
+            sized = key.startswith(("nvarchar(", "varchar("))
             raise BindError(
-                f"unknown type '{written}'",
+                f"unknown type '{written}'" + (": only nvarchar(max) is allowed" if sized else ""),
                 span=span,
                 code="unknown_type",
                 help="types are bigint, float, nvarchar(max), datetime, bit, record, array",
             )
-        if written.strip().lower() == "string":
+        if key not in _ASA_TYPES:
             if self.strict:
-                raise BindError("type STRING is not an ASA type", span=span, code="unknown_type",
-                                help="write nvarchar(max)")
-            self.extension("type STRING", span, "Azure Stream Analytics writes nvarchar(max)",
+                raise BindError(f"type {written.upper()} is not an ASA type", span=span,
+                                code="unknown_type", help=f"write {canonical}")
+            self.extension(f"type {written.upper()}", span, f"Azure Stream Analytics writes {canonical}",
                            severity="warning")
         return canonical
 
@@ -260,13 +272,7 @@ class ExprBinder:
     def _scalar(self, node: ast.FunctionCall) -> bx.BoundExpr:
         fn = REGISTRY.get(node.name)
         if fn is None or (fn.extension and self.strict):
-            names = [f.name for f in REGISTRY] + [n.upper() for n in AGGREGATES]
-            raise BindError(
-                f"unknown function '{node.name}'",
-                span=node.span,
-                code="unknown_function",
-                help=did_you_mean(node.name, names),
-            )
+            raise self._unknown_function(node)
         self._check_arity(fn, node)
         if fn.extension:
             self.extension(f"{fn.name}()", node.span, "Azure Stream Analytics has no such function")
@@ -274,6 +280,24 @@ class ExprBinder:
             self._datepart(a) if i in fn.datepart_args else self.bind(a) for i, a in enumerate(node.args)
         )
         return bx.FuncCall(fn=fn, args=args, span=node.span)
+
+    def _unknown_function(self, node: ast.FunctionCall) -> BindError:
+        name = node.name.lower()
+        if name in TABLE_FUNCTIONS:
+            return BindError(
+                f"{node.name} is a table-valued function: it can only be used with CROSS APPLY "
+                "or OUTER APPLY",
+                span=node.span,
+                code="table_function_misplaced",
+                help=f"write FROM input CROSS APPLY {node.name}(...) AS e, then select e's fields",
+            )
+        names = [f.name for f in REGISTRY if not (f.extension and self.strict)]
+        hint = did_you_mean(node.name, names + [n.upper() for n in AGGREGATES])
+        if name in _NO_CURRENT_TIME:
+            hint = ("Azure Stream Analytics has no current-time function; use System.Timestamp() "
+                    "or the EventProcessedUtcTime / EventEnqueuedUtcTime columns")
+        return BindError(f"unknown function '{node.name}'", span=node.span, code="unknown_function",
+                         help=hint)
 
     def _check_arity(self, fn: ScalarFunction, node: ast.FunctionCall) -> None:
         n = len(node.args)
@@ -318,6 +342,20 @@ class ExprBinder:
         a, b = (self.bind(x) for x in node.args)
         null = bx.Lit(value=None, kind="null", span=node.span)
         return bx.CaseExpr(whens=((bx.Op(op="eq", args=(a, b)), null),), else_=a, span=node.span)
+
+
+def _is_float(e: bx.BoundExpr | None) -> bool:
+    return (isinstance(e, bx.Lit) and e.kind == "float") or (
+        isinstance(e, bx.CastExpr) and e.type_name == "float"
+    )
+
+
+def _as_float(e: bx.BoundExpr) -> bx.BoundExpr:
+    """The result type of CASE is the highest-precedence type of its branches (asa-language.md
+    §2): next to a float branch, a bigint literal branch yields a float for every row."""
+    if isinstance(e, bx.Lit) and e.kind == "integer":
+        return bx.Lit(value=float(e.value), kind="float", span=e.span)  # type: ignore[arg-type]
+    return e
 
 
 _SPECIAL: dict[str, Callable[[ExprBinder, ast.FunctionCall], bx.BoundExpr]] = {

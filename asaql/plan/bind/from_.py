@@ -35,6 +35,7 @@ def bind_source(
     source: ast.Source, scope: Scope, ctx: ScriptContext, binder: ExprBinder
 ) -> lp.PlanNode:
     """FROM (or the right side of a JOIN): a WITH step or an input."""
+    _check_shards(source)
     alias = source.alias or source.name
     step = ctx.step(source.name)
     if step is not None:
@@ -70,6 +71,15 @@ def bind_source(
         schema=schema,
         span=source.span,
     )
+
+
+def _check_shards(source: ast.Source) -> None:
+    """``PARTITION BY k INTO n`` hints n shards; ASA requires n > 1 (asa-language.md §2, §13)."""
+    if source.partition_into is not None and source.partition_into <= 1:
+        raise BindError(
+            f"PARTITION BY ... INTO {source.partition_into}: the shard count must be greater than 1",
+            span=source.span, code="bad_shard_count",
+        )
 
 
 def bind_clause(

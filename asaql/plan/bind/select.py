@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from asaql.errors import BindError
+from asaql.errors import BindError, Diagnostic
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
 from asaql.plan.bind import analytic as analytic_
@@ -81,6 +82,7 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     for clause in select.clauses:
         node = from_.bind_clause(clause, node, scope, ctx, binder)
     if select.where is not None:
+        _warn_alias_in_where(select, ctx)
         predicate = binder.bind(select.where)
         node = _place_udfs(node, udfs.take())
         node = _filter_before_scoring(lp.Filter(child=node, predicate=predicate, span=select.where.span))
@@ -94,6 +96,45 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     if analytic is not None:
         root = analytic.place(root, source, scope)
     return root, names
+
+
+def _warn_alias_in_where(select: ast.Select, ctx: ScriptContext) -> None:
+    """WHERE runs before SELECT (asa-language.md §2, §15): a SELECT alias named in WHERE is read
+    as an input field, usually missing, so NULL. Not an error (events may carry such a field),
+    but almost always a mistake, so say it."""
+    assert select.where is not None
+    # names that are input fields as well: `x AS x`, `CAST(temp AS float) AS temp`
+    fields = {ref.parts[-1].lower() for item in select.items for ref in ast_column_refs(item.expr)}
+    aliases = {
+        item.alias.lower(): item.alias
+        for item in select.items
+        if item.alias is not None and item.alias.lower() not in fields
+    }
+    for ref in ast_column_refs(select.where):
+        name = ref.parts[0].lower()
+        if len(ref.parts) == 1 and name in aliases:
+            ctx.diagnostics.append(Diagnostic(
+                "warning", "alias_in_where",
+                f"'{ref.parts[0]}' is a SELECT alias, but WHERE is evaluated before SELECT: it reads an input "
+                "field of that name (NULL when the event has none)",
+                ref.span,
+                f"repeat the expression of '{aliases[name]}' in WHERE, or compute it in a WITH step",
+            ))
+
+
+def ast_column_refs(node: object) -> list[ast.ColumnRef]:
+    """Every column reference in an AST expression (not inside nested queries)."""
+    found: list[ast.ColumnRef] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.ColumnRef):
+            found.append(current)
+        elif isinstance(current, tuple | list):
+            stack.extend(current)
+        elif dataclasses.is_dataclass(current) and not isinstance(current, type):
+            stack.extend(getattr(current, f.name) for f in dataclasses.fields(current) if f.name != "span")
+    return found
 
 
 def _item(item: ast.SelectItem, binder: ExprBinder, position: int) -> tuple[str, bx.BoundExpr]:
