@@ -2,9 +2,10 @@
 anomaly detectors. Each call adds one column (named by its alias) to every row.
 
 Rows are processed in event-time order (ties in arrival order). Per call the state is bounded
-by LIMIT DURATION: the qualifying events (WHEN) of the last ``duration``, whatever partition
-they belong to (ISFIRST keeps one interval per partition; the detectors ``historySize`` values
-per partition). A batch is computed at once with numpy: the kept history and the batch are
+by LIMIT DURATION: the qualifying events (WHEN) of the last ``duration`` before the latest row,
+or, with ``TIMESTAMP BY ... OVER`` substreams (each key its own clock), before the latest row of
+their partition and the watermark (ISFIRST keeps one interval per partition; the detectors
+``historySize`` values per partition). A batch is computed at once with numpy: the kept history and the batch are
 stably sorted by partition (time order survives inside a partition), then
 
 * LAG/LAST: the k-th previous qualifying row is found by ordinal arithmetic on the running
@@ -35,8 +36,9 @@ import pyarrow.compute as pc
 from asaql.exec.evaluate import evaluate, evaluate_predicate, unify
 from asaql.exec.operator import TS, ExecContext, Item
 from asaql.plan import expr as bx
+from asaql.plan import logical as lp
 from asaql.plan.temporal_nodes import Analytic, AnalyticCall
-from asaql.time.watermark import ts_to_us
+from asaql.time.watermark import dt_to_us, ts_to_us
 from asaql.types import to_python
 
 __all__ = ["AnalyticOperator"]
@@ -48,6 +50,11 @@ class AnalyticOperator:
     def __init__(self, node: Analytic, child: Iterator[Item], ctx: ExecContext) -> None:
         self.node, self.child, self.ctx = node, child, ctx
         self.states = [_state_for(c) for c in node.calls]
+        if not _one_timeline(node):
+            for state in self.states:
+                history = getattr(state, "history", None)
+                if history is not None:
+                    history.per_partition = True
         self._pids: list[dict[Any, int]] = [{} for _ in node.calls]
 
     def __iter__(self) -> Iterator[Item]:
@@ -56,6 +63,12 @@ class AnalyticOperator:
                 if item.num_rows:
                     yield self._apply(item)
             else:
+                if not item.is_end:
+                    floor = dt_to_us(item.time)
+                    for state in self.states:
+                        history = getattr(state, "history", None)
+                        if history is not None:
+                            history.floor = max(history.floor, floor)
                 yield item
 
     def _apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -86,6 +99,15 @@ class AnalyticOperator:
         cols = [to_python(a) for a in arrays]
         return np.array([table.setdefault(_key(k), len(table)) for k in zip(*cols, strict=True)],
                         dtype=np.int64)
+
+
+def _one_timeline(node: Analytic) -> bool:
+    """Whether the rows reach the operator in one global time order: the stream inputs under
+    it have no ``TIMESTAMP BY ... OVER`` keys (ASA: all inputs or none have them). Unknown when
+    the rows come from a WITH step (its inputs are not in this subtree): answered no, the safe
+    side."""
+    scans = [n for n in lp.walk(node.child) if isinstance(n, lp.Scan) and not n.reference]
+    return bool(scans) and not any(s.timestamp_over for s in scans)
 
 
 def _key(values: tuple[Any, ...]) -> Any:
@@ -137,10 +159,12 @@ def _sorted_by_partition(pid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _History:
     """Qualifying events of the last LIMIT DURATION: times, partitions and per-row columns."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, per_partition: bool = False) -> None:
+        self.per_partition = per_partition
         self.ts = np.empty(0, dtype=np.int64)
         self.pid = np.empty(0, dtype=np.int64)
         self.columns: list[pa.Array] = []
+        self.floor = np.iinfo(np.int64).min // 4  # the latest watermark (us)
 
     def combined(self, ts: np.ndarray, pid: np.ndarray, when: np.ndarray, columns: list[pa.Array]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[pa.Array], int]:
@@ -154,9 +178,22 @@ class _History:
 
     def keep(self, all_ts: np.ndarray, all_pid: np.ndarray, all_q: np.ndarray, all_cols: list[pa.Array],
              duration: int) -> np.ndarray:
-        """Keep the qualifying rows no older than ``duration`` before the latest; returns the mask."""
-        horizon = int(all_ts.max()) - duration if len(all_ts) else 0
-        keep = all_q & (all_ts >= horizon)
+        """Keep the qualifying rows no older than ``duration`` before the latest row; returns
+        the mask.
+
+        With one timeline the latest row of all is the bound. With ``TIMESTAMP BY ... OVER``
+        substreams (``per_partition``) one key may run hours behind another, so the bound is the
+        latest row of the row's own partition, and the watermark (no later row is at or before
+        it) bounds the rows of partitions that went quiet."""
+        if not len(all_ts):
+            keep = all_q.copy()
+        elif not self.per_partition:
+            keep = all_q & (all_ts >= int(all_ts.max()) - duration)
+        else:
+            uniq, inv = np.unique(all_pid, return_inverse=True)
+            top = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
+            np.maximum.at(top, inv, all_ts)
+            keep = all_q & (all_ts >= top[inv] - duration) & (all_ts > self.floor - duration)
         self.ts, self.pid = all_ts[keep], all_pid[keep]
         mask = pa.array(keep)
         self.columns = [c.filter(mask) for c in all_cols]
@@ -197,7 +234,7 @@ class _LagState:
         src = np.zeros(len(ts), dtype=np.int64)
         hit[rows] = found[cur]
         src[rows] = np.where(found[cur], order[np.maximum(j[cur], 0)], 0)
-        taken = all_v.take(pa.array(src)) if len(all_v) else pa.nulls(len(ts))
+        taken = all_v.take(pa.array(src, pa.int64(), mask=~hit))  # NULL where nothing qualifies
         result = _with_default(taken, hit, call, batch, ctx)
         self.history.keep(all_ts, all_pid, all_q, all_cols, call.duration_us or 0)
         return result
@@ -205,17 +242,26 @@ class _LagState:
 
 def _with_default(taken: pa.Array, hit: np.ndarray, call: AnalyticCall, batch: pa.RecordBatch,
                   ctx: ExecContext) -> pa.Array:
+    """``taken`` (NULL where no event qualified), with the call's default in those rows."""
     if call.default is None:
-        if hit.all():
-            return taken
-        return pc.if_else(pa.array(hit), taken, pa.nulls(len(taken), taken.type))
+        return taken
     default = evaluate(call.default, batch, ctx)
     if hit.all():
         return taken
     if not hit.any():
         return default
     a, b = (taken, default) if taken.type == default.type else unify([taken, default])
-    return pc.if_else(pa.array(hit), a, b)
+    return pick(hit, a, b)
+
+
+def pick(mask: np.ndarray, a: pa.Array, b: pa.Array) -> pa.Array:
+    """``a[i]`` where ``mask[i]`` else ``b[i]``, for arrays of one type, extension types
+    (mixed-type values) included, which ``pc.if_else`` has no kernel for."""
+    if not isinstance(a.type, pa.ExtensionType):
+        return pc.if_else(pa.array(mask), a, b)
+    both = pa.concat_arrays([a, b])
+    index = np.where(mask, np.arange(len(mask)), np.arange(len(mask)) + len(a))
+    return both.take(pa.array(index, pa.int64()))
 
 
 class _AggState:

@@ -68,8 +68,8 @@ class ValuesState:
                 best = np.full(len(ts), _NONE, dtype=np.int64)
                 best[rows] = _range_extreme(x, q, lo, "min")[cur]
                 found = best != _NONE
-                picked = values.take(pa.array(perm[np.where(found, best, 0)])) if len(values) else values
-                result = pc.if_else(pa.array(found), picked, pa.nulls(len(ts), picked.type))
+                rows_of = pa.array(perm[np.where(found, best, 0)], pa.int64(), mask=~found)
+                result = values.take(rows_of)  # NULL where nothing qualifies
             else:
                 n = int(call.params[0])  # type: ignore[call-overload]
                 top = np.empty((len(ts), n), dtype=np.int64)

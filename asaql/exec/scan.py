@@ -44,6 +44,15 @@ def _hashable(value: object) -> object:
     return value
 
 
+def _scopes_named(node: lp.Scan) -> tuple[str, ...]:
+    """The aliases that the TIMESTAMP BY and OVER expressions of ``node`` qualify fields with."""
+    from asaql.plan import expr as bx
+
+    exprs = [e for e in (node.timestamp_by, *node.timestamp_over) if e is not None]
+    found = {sub.scope for e in exprs for sub in bx.walk(e) if isinstance(sub, bx.Col) and sub.scope}
+    return tuple(sorted(found))
+
+
 def to_struct(batch: pa.RecordBatch) -> pa.Array:
     """The whole row as one record column."""
     if batch.num_columns == 0:
@@ -77,6 +86,7 @@ class ScanOperator:
         self._seen = 0  # events read so far: data errors name the event's position in the input
         self._place: tuple[str, np.ndarray] | None = None  # file and lines of the batch in hand
         self._start_column: pa.Array | None = None
+        self._scopes = _scopes_named(node)
 
     def __iter__(self) -> Iterator[Item]:
         if self.node.reference:
@@ -181,12 +191,22 @@ class ScanOperator:
         """``TIMESTAMP BY ... OVER k``: a stable id per distinct key tuple."""
         if not self.node.timestamp_over:
             return None
-        values = [evaluate(e, batch, self.ctx).to_pylist() for e in self.node.timestamp_over]
+        scoped = self._scoped(batch)
+        values = [evaluate(e, scoped, self.ctx).to_pylist() for e in self.node.timestamp_over]
         ids = np.empty(batch.num_rows, dtype=np.int64)
         table = self._key_ids
         for i, key in enumerate(zip(*values, strict=True)):
             ids[i] = table.setdefault(_hashable(key), len(table))
         return ids
+
+    def _scoped(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` with its event column also under each alias that TIMESTAMP BY / OVER name
+        (``FROM readings AS r TIMESTAMP BY r.ts``): a scan shared by several statements is
+        read under a neutral name, but its expressions keep the alias they were bound with."""
+        for scope in self._scopes:
+            if batch.schema.get_field_index(scope) < 0:
+                batch = batch.append_column(scope, batch.column(0))
+        return batch
 
     def _columns(self) -> list[str] | None:
         cols = self.node.columns
@@ -232,8 +252,9 @@ class ScanOperator:
 
     def _drop_null_keys(self, batch: pa.RecordBatch, events: np.ndarray) -> pa.RecordBatch:
         bad = pa.array([False] * batch.num_rows)
+        scoped = self._scoped(batch)
         for e in self.node.timestamp_over:
-            bad = pc.or_(bad, pc.is_null(evaluate(e, batch, self.ctx)))
+            bad = pc.or_(bad, pc.is_null(evaluate(e, scoped, self.ctx)))
         if not pc.any(bad).as_py():
             return batch
         for i in pc.indices_nonzero(bad).to_pylist():
@@ -292,7 +313,7 @@ class ScanOperator:
 
         n = raw.num_rows
         if self.node.timestamp_by is not None:
-            value = evaluate(self.node.timestamp_by, row, self.ctx)
+            value = evaluate(self.node.timestamp_by, self._scoped(row), self.ctx)
             if pa.types.is_timestamp(value.type):
                 return value.cast(DATETIME)
             try:

@@ -129,6 +129,10 @@ class AnalyticCalls:
         when = binder.bind(over.when) if over.when is not None else None
         text = _text(node)
         if name == "isfirst":
+            if over.limit_duration is not None:
+                raise BindError("ISFIRST takes no LIMIT DURATION: its interval is its argument",
+                                span=node.span, code="isfirst_limit_duration",
+                                help="write ISFIRST(minute, 10) OVER ([PARTITION BY ...] [WHEN ...])")
             return self._isfirst(node, partition, when, binder, text)
         duration = _duration(node, over)
         if name in ("lag", "last"):

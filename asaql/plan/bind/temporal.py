@@ -3,7 +3,7 @@
 In ON, ``DATEDIFF(unit, a, b)`` whose arguments are the aliases themselves (not columns) reads
 the event times of the two sides (asa-language.md §3). The bound may be written
 ``BETWEEN lo AND hi``, or with comparisons (``>= lo AND <= hi``, ``< hi``, ``> lo``, ``= n``),
-with either alias first; both ends must be bounded. Equalities between a left-only and a
+with either alias first; both ends must be bounded, at most 7 days away. Equalities between a left-only and a
 right-only expression become hash keys; everything else is a residual filter on the pairs.
 """
 
@@ -15,13 +15,16 @@ from asaql.errors import BindError
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
 from asaql.plan.bind.expressions import ExprBinder, Scope, conjuncts
-from asaql.plan.temporal_nodes import TemporalJoin
+from asaql.plan.temporal_nodes import UNIT_US, TemporalJoin
 from asaql.sql import ast
 
 if TYPE_CHECKING:
     from asaql.plan.bind import ScriptContext
 
 __all__ = ["bind_temporal_join", "check_star"]
+
+#: ASA's limit on the DATEDIFF of a stream JOIN (join reference: "maximum DATEDIFF size is seven days")
+MAX_JOIN_SPAN_US = 7 * 86_400_000_000
 
 _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq"}
 
@@ -52,6 +55,13 @@ def _missing_bound(clause: ast.Join, node: lp.PlanNode, why: str) -> BindError:
 def bind_temporal_join(
     clause: ast.Join, node: lp.PlanNode, scope: Scope, ctx: ScriptContext, binder: ExprBinder
 ) -> lp.PlanNode:
+    reference = _reference_scan(node)
+    if reference is not None:
+        raise BindError(
+            f"reference data '{reference.input_name}' must be the right side of a JOIN",
+            span=reference.span, code="reference_on_left",
+            help="read the stream in FROM and JOIN the reference data after it",
+        )
     if not _has_datediff(clause.on):
         raise _missing_bound(clause, node, "")
     from asaql.plan.bind.from_ import _and_all, _key_pair, bind_source
@@ -90,6 +100,14 @@ def bind_temporal_join(
     if lo > hi:
         raise BindError(f"the DATEDIFF bound of this JOIN is empty ({lo} > {hi})", span=clause.on.span,
                         code="join_time_bound_empty")
+    reach = max(abs(lo), abs(hi))
+    if reach * UNIT_US[unit] > MAX_JOIN_SPAN_US:
+        raise BindError(
+            f"the DATEDIFF bound of a JOIN between two streams may reach at most 7 days, "
+            f"not {reach} {unit}(s)",
+            span=clause.on.span, code="join_time_bound_too_large",
+            help="ASA limits the DATEDIFF of a stream JOIN to seven days",
+        )
     return TemporalJoin(
         left=node, right=right, kind=clause.kind, unit=unit, lo=lo, hi=hi,
         left_keys=left_keys, right_keys=right_keys, residual=_and_all(residual),
@@ -171,6 +189,13 @@ def check_star(select: ast.Select, items: list[tuple[str, bx.BoundExpr]], node: 
                 help="name the columns, or select alias.* for each side",
             )
         stack.extend(current.inputs)
+
+
+def _reference_scan(node: lp.PlanNode) -> lp.Scan | None:
+    """The reference input read by the FROM of ``node``, if that is what it reads."""
+    while not isinstance(node, lp.Scan) and len(node.inputs) == 1:
+        node = node.inputs[0]
+    return node if isinstance(node, lp.Scan) and node.reference else None
 
 
 def _alias(node: lp.PlanNode) -> str:
