@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from asaql.errors import BindError, Diagnostic, did_you_mean
 from asaql.plan import logical as lp
 from asaql.plan.bind.expressions import ExprBinder, Scope
+from asaql.plan.bind.group import check_aggregate_placement
 from asaql.plan.bind.select import bind_select
 from asaql.plan.bind.substreams import check_substreams
 from asaql.plan.catalog import Catalog
@@ -112,6 +113,8 @@ def _output(stmt: ast.Select | ast.Union, ctx: ScriptContext) -> lp.Output:
 
 
 def _query(query: ast.Select | ast.Union, ctx: ScriptContext) -> tuple[lp.PlanNode, list[str] | None]:
+    for select in _selects(query):
+        check_aggregate_placement(select)
     if isinstance(query, ast.Select):
         return bind_select(query, ctx)
     parts = [bind_select(s, ctx) for s in query.queries]

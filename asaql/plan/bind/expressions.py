@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asaql.errors import BindError, Diagnostic, Span, did_you_mean
+from asaql.functions.datetime import DATEPARTS
 from asaql.functions.registry import REGISTRY, ScalarFunction
 from asaql.plan import expr as bx
 from asaql.sql import ast
@@ -41,6 +42,19 @@ TABLE_FUNCTIONS = frozenset({"getarrayelements", "getrecordproperties"})
 _NO_CURRENT_TIME = frozenset(
     "getdate getutcdate sysdatetime sysutcdatetime current_timestamp sysdatetimeoffset".split()
 )
+
+
+def _datepart_names() -> str:
+    """``year (yy, yyyy), quarter (qq, q), ...``: the dateparts with their abbreviations."""
+    names: dict[str, list[str]] = {}
+    for name, canon in DATEPARTS.items():
+        names.setdefault(canon, [])
+        if name != canon:
+            names[canon].append(name)
+    return ", ".join(f"{c} ({', '.join(a)})" if a else c for c, a in names.items())
+
+
+_DATEPART_NAMES = _datepart_names()
 WINDOWS = frozenset(
     """tumblingwindow tumbling hoppingwindow hopping slidingwindow sliding sessionwindow
     session windows snapshotwindow""".split()
@@ -309,11 +323,23 @@ class ExprBinder:
             )
 
     def _datepart(self, node: ast.Expr) -> bx.BoundExpr:
+        """A datepart argument: a bare word (or string) that must name a datepart, checked
+        here so that a misspelling fails before any event is read."""
         if isinstance(node, ast.ColumnRef) and len(node.parts) == 1:
-            return bx.Lit(value=node.parts[0].lower(), kind="string", span=node.span)
-        if isinstance(node, ast.Literal) and node.kind == "string":
-            return bx.Lit(value=str(node.value).lower(), kind="string", span=node.span)
-        raise BindError("expected a datepart such as minute, hour or day", span=node.span, code="bad_datepart")
+            word = node.parts[0]
+        elif isinstance(node, ast.Literal) and node.kind == "string":
+            word = str(node.value)
+        else:
+            raise BindError("expected a datepart such as minute, hour or day", span=node.span,
+                            code="bad_datepart")
+        if word.strip().lower() not in DATEPARTS:
+            raise BindError(
+                f"'{word}' is not a datepart",
+                span=node.span,
+                code="bad_datepart",
+                help=did_you_mean(word.strip(), DATEPARTS) or f"dateparts are {_DATEPART_NAMES}",
+            )
+        return bx.Lit(value=word.strip().lower(), kind="string", span=node.span)
 
     def _try_evaluate(self, node: ast.FunctionCall) -> bx.BoundExpr:
         if self.strict:

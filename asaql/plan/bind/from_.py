@@ -53,6 +53,13 @@ def bind_source(
             f"'{source.name}' is an ML endpoint; it can only be joined to a stream",
             span=source.span, code="ml_input_misplaced",
         )
+    if info.kind == "reference" and source.timestamp_by is not None:
+        raise BindError(
+            f"'{source.name}' is reference data: it has no event time, so it takes no TIMESTAMP BY",
+            span=source.timestamp_by.span, code="timestamp_by_reference",
+            help=f"remove TIMESTAMP BY after {source.alias or source.name}; a reference JOIN matches on "
+                 "keys only",
+        )
     schema = ctx.schemas.get(source.name.lower())
     fields = [c for c, _ in schema] if schema else info.fields
     scope.add(alias, fields=fields)
@@ -142,6 +149,7 @@ def _reference_join(
     right = bind_source(clause.source, scope, ctx, binder)
     right_scope = scope.resolve(clause.source.alias or clause.source.name)
     on = binder.bind(clause.on)
+    _check_no_time_bound(on, right_scope, clause)
     left_keys: list[bx.BoundExpr] = []
     right_keys: list[bx.BoundExpr] = []
     residual: list[bx.BoundExpr] = []
@@ -156,6 +164,23 @@ def _reference_join(
         left=node, right=right, kind=clause.kind, left_keys=left_keys, right_keys=right_keys,
         residual=_and_all(residual), span=clause.span,
     )
+
+
+def _check_no_time_bound(on: bx.BoundExpr, right: str | None, clause: ast.Join) -> None:
+    """A DATEDIFF over the reference alias itself (the time bound of a stream JOIN) would read
+    the reference row's event time, which reference data does not have: ASA's reference JOIN
+    takes no time bound (asa-language.md §3)."""
+    for sub in bx.walk(on):
+        if not (isinstance(sub, bx.FuncCall) and sub.fn.name.upper() == "DATEDIFF"):
+            continue
+        if any(isinstance(a, bx.Col) and a.scope == right and not a.path for a in sub.args[1:]):
+            alias = clause.source.alias or clause.source.name
+            raise BindError(
+                f"'{alias}' is reference data: a JOIN with reference data takes no DATEDIFF time "
+                "bound, since reference data has no event time",
+                span=sub.span, code="reference_join_time_bound",
+                help="remove the DATEDIFF condition; a reference JOIN matches every event on its keys",
+            )
 
 
 def _key_pair(part: bx.BoundExpr, right: str | None) -> tuple[bx.BoundExpr, bx.BoundExpr] | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from asaql.errors import BindError, Span
+from asaql.errors import BindError, Span, did_you_mean
 from asaql.functions.aggregates import AggregateOptions, lookup
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
@@ -42,7 +42,7 @@ from asaql.time import windows as tw
 if TYPE_CHECKING:
     from asaql.plan.bind import ScriptContext
 
-__all__ = ["GroupedBinder", "bind_group", "parse_window"]
+__all__ = ["GroupedBinder", "bind_group", "check_aggregate_placement", "parse_window"]
 
 
 def _is_system_timestamp(e: ast.Expr) -> bool:
@@ -99,6 +99,51 @@ def bind_group(
     return result, grouped
 
 
+def check_aggregate_placement(select: ast.Select) -> None:
+    """Aggregates are allowed only in SELECT and HAVING (asa-language.md §7). Checked over
+    the whole statement before it is bound, so an aggregate in WHERE is reported as misplaced
+    rather than as missing a window (adding a window would not make it legal)."""
+    places: list[tuple[str, ast.Node, str]] = []
+    for source in [select.source] + [c.source for c in select.clauses if isinstance(c, ast.Join)]:
+        if source.timestamp_by is not None:
+            places.append(("TIMESTAMP BY", source.timestamp_by,
+                           "TIMESTAMP BY takes the time of each event, e.g. TIMESTAMP BY eventTime"))
+    for clause in select.clauses:
+        if isinstance(clause, ast.Join):
+            places.append(("JOIN ... ON", clause.on,
+                           "aggregate in a WITH step (with a window) and JOIN that step"))
+    if select.where is not None:
+        places.append(("WHERE", select.where,
+                       "filter on an aggregate with HAVING, e.g. HAVING COUNT(*) > 1"))
+    for key in select.group_by:
+        places.append(("GROUP BY", key, "group by columns and compute the aggregate in SELECT"))
+    for clause_name, node, help_ in places:
+        calls = [n for n in _ast_nodes(node)
+                 if isinstance(n, ast.FunctionCall) and _is_aggregate_call(n)]
+        if calls:
+            call = min(calls, key=lambda c: c.span.start)
+            raise BindError(
+                f"aggregate {call.name.upper()} is not allowed in {clause_name}: aggregates are allowed "
+                "only in SELECT and HAVING",
+                span=call.span, code="aggregate_not_allowed", help=help_,
+            )
+
+
+def _is_aggregate_call(node: ast.FunctionCall) -> bool:
+    """A call that is an aggregate of its window: a built-in aggregate without OVER, or with
+    the ``OVER (ORDER BY ...)`` of TopOne/CollectTop/percentiles, or a ``uda.`` call. The
+    analytic form (``OVER (PARTITION BY ... LIMIT DURATION ...)``) is not."""
+    ns = (node.namespace or "").lower()
+    if ns == "uda":
+        return True
+    if ns or node.name.lower() not in AGGREGATES:
+        return False
+    over = node.over
+    if over is None:
+        return True
+    return not (over.partition_by or over.limit_duration is not None or over.when is not None)
+
+
 def _alias_in_having(exc: BindError, select: ast.Select) -> BindError:
     """A HAVING name that is a SELECT alias: ASA does not allow it; say so and show the way."""
     if exc.code != "not_grouped" or select.having is None:
@@ -151,11 +196,29 @@ def _unit(e: ast.Expr) -> int | None:
     return None
 
 
+def _unknown_unit(e: ast.Expr) -> BindError:
+    word = e.parts[0] if isinstance(e, ast.ColumnRef) else str(getattr(e, "value", ""))
+    return BindError(
+        f"'{word}' is not a time unit of a window",
+        span=e.span,
+        code="bad_window",
+        help=did_you_mean(word, tw.UNIT_US)
+        or "use day, hour, minute, second, millisecond or microsecond (or dd, hh, mi, ss, ms, mcs)",
+    )
+
+
+def _is_word(e: ast.Expr) -> bool:
+    return (isinstance(e, ast.ColumnRef) and len(e.parts) == 1) or (
+        isinstance(e, ast.Literal) and e.kind == "string")
+
+
 def _durations(call: ast.FunctionCall) -> list[tuple[str | None, int, Span]]:
     """The durations of a window call, in microseconds, with the wrapper name of each
     (``Duration``, ``Hop``, ``Offset``, ``Timeout``, ``MaxDuration``) or None for the
     ``(unit, n, m...)`` form."""
     args = list(call.args)
+    if args and _is_word(args[0]) and _unit(args[0]) is None:
+        raise _unknown_unit(args[0])
     if args and _unit(args[0]) is not None:
         unit = _unit(args[0])
         assert unit is not None
@@ -173,6 +236,8 @@ def _durations(call: ast.FunctionCall) -> list[tuple[str | None, int, Span]]:
                 f"{call.name} expects a time unit and sizes, e.g. {call.name}(minute, 5)",
                 span=a.span, code="bad_window")
         unit, n = _unit(a.args[0]), _int_literal(a.args[1])
+        if unit is None and _is_word(a.args[0]):
+            raise _unknown_unit(a.args[0])
         if unit is None:
             raise BindError("unknown time unit; use day, hour, minute, second, millisecond or microsecond",
                             span=a.args[0].span, code="bad_window")
