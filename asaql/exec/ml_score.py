@@ -36,6 +36,7 @@ import pyarrow as pa
 from asaql.errors import ConfigError
 from asaql.exec.evaluate import evaluate, from_python
 from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item
+from asaql.plan import expr as bx
 from asaql.plan import logical as lp
 
 __all__ = ["DeadLetterChannel", "MLScoreOperator", "piece_rows", "with_dead_letters"]
@@ -83,9 +84,7 @@ class MLScoreOperator:
         step = piece_rows(self.node.spec.batch_size)
         for item in self.child:
             if isinstance(item, pa.RecordBatch):
-                arg = evaluate(self.node.arg, item, self.ctx)
-                if isinstance(arg, pa.ChunkedArray):
-                    arg = arg.combine_chunks()
+                arg = _argument(self.node.arg, item, self.ctx)
                 if item.num_rows <= step:
                     args.append(arg)
                     pending.append(item)
@@ -124,6 +123,18 @@ class MLScoreOperator:
             ],
             names=["endpoint", "status", "error", "event", TS],
         )
+
+
+def _argument(expr: bx.BoundExpr, batch: pa.RecordBatch, ctx: ExecContext) -> pa.Array:
+    """The per-event argument column. A record argument (the several arguments of
+    ``udf.f(a, b)``, the seed form's payload) is assembled here rather than by the evaluator,
+    which stores a mixed-type (Variant) field as its JSON text: here such a field keeps its
+    type, so the codec sends ``21.5`` and ``"x"``, as it does for the same field passed alone."""
+    if isinstance(expr, bx.MakeRecord):
+        fields = [_argument(field_expr, batch, ctx) for _, field_expr in expr.fields]
+        return pa.StructArray.from_arrays(fields, names=[name for name, _ in expr.fields])
+    value = evaluate(expr, batch, ctx)
+    return value.combine_chunks() if isinstance(value, pa.ChunkedArray) else value
 
 
 PIECE_ROWS = 8192

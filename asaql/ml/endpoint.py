@@ -163,6 +163,26 @@ class EndpointSpec:
         return max(self.input_map) + 1
 
     @property
+    def argument_names(self) -> tuple[str, ...]:
+        """The field name of each UDF argument in the record that a call with several
+        arguments sends per event: the first binding input it feeds (``arg<i>`` when that
+        name already names an earlier argument).
+
+        >>> spec = EndpointSpec(name="s", url="http://h/score",
+        ...                     input_names=("t", "h", "t2"), input_map=(0, 1, 0))
+        >>> spec.argument_names
+        ('t', 'h')
+        """
+        names: list[str] = []
+        for position in range(self.argument_count):
+            name = self.input_names[self.input_map.index(position)]
+            name = f"arg{position}" if name in names else name
+            while name in names:
+                name += "_"
+            names.append(name)
+        return tuple(names)
+
+    @property
     def resolved_protocol(self) -> str:
         return detect_protocol(self.url) if self.protocol == "auto" else self.protocol
 

@@ -22,13 +22,13 @@ scalar. A result is a dict for a record result and a scalar (or list) otherwise.
 
 Rows may also come as one Arrow array (what the MLScore operator evaluated), and
 :meth:`Codec.encode_rows` takes either. The column-shaped bodies (MLflow ``dataframe_split``
-and ``inputs``, Azure ML ``input_data``, TF Serving ``inputs``, V2 ``columns``) are then built
-from the struct's child columns (one ``to_pylist`` each) instead of one dict per event that is
-taken apart again: for two float fields, 800 -> 160 ns per event (split) and 400 -> 85
-(V2). Bodies that are one object per event (``{"data": [...]}``, ``instances``,
-``dataframe_records``) and anything but a null-free struct of numbers, booleans and strings
-convert the array to Python values first (:func:`asaql.types.to_python`); both ways give the
-same body.
+and ``inputs``, Azure ML ``input_data`` and binding inputs fed from several arguments, TF
+Serving ``inputs``, V2 ``columns``) are then built from the struct's child columns (one
+``to_pylist`` each) instead of one dict per event that is taken apart again: for two float
+fields, 800 -> 160 ns per event (split) and 400 -> 85 (V2). Bodies that are one object per
+event (``{"data": [...]}``, ``instances``, ``dataframe_records``) and anything but a null-free
+struct of numbers, booleans and strings convert the array to Python values first
+(:func:`asaql.types.to_python`); both ways give the same body.
 
 >>> codec = make_codec(_spec("azureml", input_request_name="Inputs", input_names=("WebServiceInput0",)))
 >>> codec.encode([{"t": 1}])
@@ -360,7 +360,8 @@ def _binding_inputs(spec: EndpointSpec, rows: list[Any]) -> dict[str, Any]:
 
     With one UDF argument (every ``mapTo`` is 0) each event's value is that argument, and
     every binding input receives it. With several (``udf.f(a, b)``, ``mapTo`` 0 and 1) each
-    event's value is the list of its arguments (or a record of them, in argument order).
+    event's value is the list of its arguments, or the record of them that the binder builds
+    (fields in argument order, named by ``EndpointSpec.argument_names``).
     """
     if spec.argument_count == 1:
         return {name: rows for name in spec.input_names}
@@ -408,9 +409,17 @@ class AzureMLCodec(Codec):
         return inner
 
     def encode_columns(self, n: int, names: list[str], arrays: list[pa.Array]) -> Any:
-        if self.request_format != "input_data":
-            return None
-        return {"input_data": {"columns": names, "index": list(range(n)), "data": _zip_rows(arrays)}}
+        spec = self.spec
+        if self.request_format == "input_data":
+            data = _zip_rows(arrays)
+            return {"input_data": {"columns": names, "index": list(range(n)), "data": data}}
+        if spec.argument_count == 1 or names != list(spec.argument_names):
+            return None  # one argument: each input gets whole rows, built from Python values
+        # udf.f(a, b): the record of the arguments; each input is the column its mapTo names
+        values = [array.to_pylist() for array in arrays]
+        inputs = zip(spec.input_names, spec.input_map, strict=True)
+        inner = {name: values[arg] for name, arg in inputs}
+        return {spec.input_request_name: inner} if spec.input_request_name else inner
 
     def decode(self, payload: Any, n: int) -> list[Any]:
         return _name_rows(self._generic_rows(payload, n), self.spec.output_names)

@@ -14,13 +14,14 @@ from asaql.plan.bind.expressions import ExprBinder, Scope, conjuncts
 from asaql.sql import ast
 
 if TYPE_CHECKING:
+    from asaql.ml.endpoint import EndpointSpec
     from asaql.plan.bind import ScriptContext
 
 __all__ = ["bind_select"]
 
 
 class _UdfCalls:
-    """Collects ``udf.name(arg)`` calls met while binding; each becomes an MLScore node."""
+    """Collects ``udf.name(...)`` calls met while binding; each becomes an MLScore node."""
 
     def __init__(self, ctx: ScriptContext) -> None:
         self.ctx = ctx
@@ -39,14 +40,8 @@ class _UdfCalls:
                 code="unknown_function",
                 help=did_you_mean(node.name, known) or "declare it with --function NAME=FILE",
             )
-        if len(node.args) != 1:
-            raise BindError(
-                f"udf.{node.name} takes exactly one argument (a record or an array)",
-                span=node.span,
-                code="wrong_arity",
-            )
-        arg = binder.bind(node.args[0])
-        key = f"{node.name.lower()}({arg})"
+        arg = _udf_argument(node, spec, binder)
+        key = f"{node.name.lower()}({arg})"  # every argument is in it: {a: x, b: y}
         score = self._by_key.get(key)
         if score is None:
             self.ctx.ml_counter += 1
@@ -66,6 +61,43 @@ class _UdfCalls:
     def take(self) -> list[lp.MLScore]:
         taken, self.pending = self.pending, []
         return taken
+
+
+def _udf_argument(node: ast.FunctionCall, spec: EndpointSpec, binder: ExprBinder) -> bx.BoundExpr:
+    """The per-event value that ``udf.name(...)`` sends: its one argument, or, when the binding
+    inputs map to several arguments (``mapTo`` 0, 1, ...), a record of them in argument order,
+    each field named for the first binding input it feeds (see ``EndpointSpec.argument_names``)::
+
+        udf.score(e.temperature, e.humidity)  ->  {temperature: e.temperature, humidity: e.humidity}
+
+    The codec sends each binding input the field of its ``mapTo``; a Python model gets the records.
+    """
+    want = spec.argument_count
+    if len(node.args) != want:
+        raise _arity_error(node, spec, want)
+    if want == 1:
+        return binder.bind(node.args[0])
+    fields = zip(spec.argument_names, node.args, strict=True)
+    return bx.MakeRecord(fields=tuple((name, binder.bind(a)) for name, a in fields), span=node.span)
+
+
+def _arity_error(node: ast.FunctionCall, spec: EndpointSpec, want: int) -> BindError:
+    got = len(node.args)
+    if want == 1:
+        return BindError(
+            f"udf.{node.name} takes exactly one argument (a record or an array), got {got}",
+            span=node.span,
+            code="wrong_arity",
+            help=f"pass one record or array, e.g. a WITH step: udf.{node.name}(step)",
+        )
+    names = ", ".join(spec.argument_names)
+    return BindError(
+        f"udf.{node.name} takes {want} arguments (its binding inputs map to arguments "
+        f"0-{want - 1}), got {got}",
+        span=node.span,
+        code="wrong_arity",
+        help=f"call it as udf.{node.name}({names}), one argument per mapTo",
+    )
 
 
 def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, list[str] | None]:
