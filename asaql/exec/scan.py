@@ -25,7 +25,7 @@ from asaql.plan import logical as lp
 from asaql.time.watermark import OrderingPolicy, dt_to_us, ts_to_us, us_to_dt
 from asaql.types import DATETIME, to_python
 
-__all__ = ["ScanOperator", "to_struct"]
+__all__ = ["ScanOperator", "declared_column", "to_struct"]
 
 ENQUEUED = "EventEnqueuedUtcTime"
 EARLY_ARRIVAL_US = 5 * 60 * 1_000_000  # ASA's fixed early-arrival window: 5 minutes
@@ -75,6 +75,65 @@ def _place_of(raw: pa.RecordBatch) -> tuple[str, np.ndarray] | None:
         if len(lines) == raw.num_rows:
             return meta[PATH_KEY].decode(), lines
     return None
+
+
+_NUMERIC_TARGETS = ("bigint", "float", "bit")
+
+
+def _text_input(raw: pa.RecordBatch) -> bool:
+    """Whether the batch comes from a format without types (CSV: every value is text). A
+    JSON reader's batch names its file (schema metadata); a CSV reader's does not."""
+    from asaql.io.jsonl import PATH_KEY
+
+    meta = raw.schema.metadata or {}
+    if PATH_KEY in meta and not meta[PATH_KEY].decode().lower().split(".gz")[0].endswith(".csv"):
+        return False
+    return all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+               for t in raw.schema.types)
+
+
+def declared_column(arr: pa.Array, type_name: str, *, text_input: bool) -> pa.Array:
+    """A column read as its CREATE TABLE type; NULL where a non-NULL value deviates from it.
+
+    CREATE TABLE declares what to expect, it does not convert between a format's own types
+    (R:create-table-stream-analytics.md); only conversions without precision loss are
+    implicit (R:data-types-azure-stream-analytics.md). So: bigint -> float is read, a float
+    with a fraction is not a bigint, a JSON string is not a number or a bit (CSV text is,
+    when it parses: CSV has no other type), ISO-8601 text is a datetime in every format.
+
+    >>> declared_column(pa.array([3, None]), "float", text_input=False).to_pylist()
+    [3.0, None]
+    >>> declared_column(pa.array([2.0, 5.5]), "bigint", text_input=False).to_pylist()
+    [2, None]
+    >>> declared_column(pa.array(["7"]), "bigint", text_input=False).to_pylist()
+    [None]
+    >>> declared_column(pa.array(["7"]), "bigint", text_input=True).to_pylist()
+    [7]
+    """
+    from asaql.functions.conversion import cast
+    from asaql.types import is_variant, normalize_type_name, variant_array
+
+    target = normalize_type_name(type_name) or type_name
+    t = arr.type
+    if is_variant(t):
+        values = [_deviation_free(v, target, text_input) for v in to_python(arr)]
+        return cast(variant_array(values), target, try_=True)
+    if target in _NUMERIC_TARGETS and not text_input and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return pa.nulls(len(arr), cast(arr.slice(0, 0), target, try_=True).type)
+    converted = cast(arr, target, try_=True)
+    if target == "bigint" and pa.types.is_floating(t):
+        lossy = pc.not_equal(converted.cast(pa.float64()), arr.cast(pa.float64())).fill_null(False)
+        converted = pc.if_else(lossy, pa.scalar(None, converted.type), converted)
+    return converted
+
+
+def _deviation_free(value: Any, target: str, text_input: bool) -> Any:
+    """One value of a mixed-type column, or None when it deviates from ``target``."""
+    if isinstance(value, str) and target in _NUMERIC_TARGETS and not text_input:
+        return None
+    if isinstance(value, float) and target == "bigint" and not value.is_integer():
+        return None
+    return value
 
 
 class ScanOperator:
@@ -264,30 +323,35 @@ class ScanOperator:
         return batch.filter(pc.invert(bad))
 
     def _apply_schema(self, raw: pa.RecordBatch, events: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
-        """CREATE TABLE: convert each declared column; a row that does not convert is dropped,
-        reported once (for its first field that does not convert)."""
+        """CREATE TABLE: read each declared column as its type (:func:`declared_column`); a row
+        that does not convert is dropped, reported once (for its first field that does not
+        convert)."""
         if not self.node.schema or raw.num_rows == 0:
             return raw, events
-        from asaql.functions.conversion import cast
-
         keep = pa.array([True] * raw.num_rows)
         arrays = list(raw.columns)
+        raw_arrays = list(raw.columns)  # the values as read, for the error messages
         names = raw.schema.names
         lowered = {n.lower(): i for i, n in enumerate(names)}
+        text = _text_input(raw)
+        first_failure: dict[int, tuple[str, str, int]] = {}  # row -> (column, type, array index)
         for col_name, type_name in self.node.schema:
             idx = lowered.get(col_name.lower())
             if idx is None:
                 continue
-            converted = cast(arrays[idx], type_name, try_=True)
+            converted = declared_column(arrays[idx], type_name, text_input=text)
             failed = pc.and_(pc.is_valid(arrays[idx]), pc.is_null(converted))
             for row in pc.indices_nonzero(pc.and_(failed, keep)).to_pylist():
-                value = to_python(arrays[idx].slice(row, 1))[0]
-                self.ctx.data_error(DataError(
-                    f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
-                    input_name=self.node.input_name, **self._where(events[row]), field_name=col_name,
-                    code="TypeConversionError"))
+                first_failure[row] = (col_name, type_name, idx)
             keep = pc.and_(keep, pc.invert(failed))
             arrays[idx] = converted
+        for row in sorted(first_failure):  # in input order: the stop policy stops at the first
+            col_name, type_name, idx = first_failure[row]
+            value = to_python(raw_arrays[idx].slice(row, 1))[0]
+            self.ctx.data_error(DataError(
+                f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
+                input_name=self.node.input_name, **self._where(events[row]), field_name=col_name,
+                code="TypeConversionError"))
         out = pa.RecordBatch.from_arrays(arrays, names=names)
         if pc.all(keep).as_py():
             return out, events

@@ -129,6 +129,28 @@ def _metadata_fallback(name: str, n: int, ctx: KernelContext) -> pa.Array:
     return pa.nulls(n)
 
 
+#: the Event Hubs metadata a local input can answer, in the order of the 'EventHub' record
+_EVENT_HUB_FIELDS = ("EventEnqueuedUtcTime", "PartitionId")
+
+
+def _event_hub_record(rec: pa.Array, n: int, ctx: KernelContext) -> pa.Array:
+    """GetMetadataPropertyValue(input, 'EventHub'): all adapter properties as one record
+    (R:getmetadatapropertyvalue.md), each read as its own path would be."""
+    fields = []
+    for name in _EVENT_HUB_FIELDS:
+        value = property_value(rec, pa.scalar(name), n)
+        fallback = _metadata_fallback(name.lower(), n, ctx)
+        if pa.types.is_null(value.type):
+            value = fallback
+        elif value.null_count and not pa.types.is_null(fallback.type):
+            try:
+                value = pc.coalesce(value, fallback)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                pass  # the event's field has another type: it is kept as given
+        fields.append(value)
+    return pa.StructArray.from_arrays(fields, names=list(_EVENT_HUB_FIELDS))
+
+
 def _event_ids(rec: pa.Array) -> pa.Array:
     """A deterministic GUID per event: the same event (same fields and values) gets the same id
     in every run (uuid5 of its canonical JSON). Per-event Python, asked for by name only."""
@@ -155,6 +177,8 @@ def getmetadatapropertyvalue(args: list[Any], ctx: KernelContext) -> pa.Array:
         raise ExecutionError("GetMetadataPropertyValue: the property path must be a constant string, "
                              "e.g. '[EventHub].[EventEnqueuedUtcTime]'")
     parts = metadata_path(key)
+    if len(parts) == 1 and parts[0].lower() == "eventhub":
+        return _event_hub_record(rec, n, ctx)
     if parts and parts[0].lower() in _ADAPTERS and len(parts) > 1:
         parts = parts[1:]
     if not parts or parts[0].lower() == "user":
