@@ -15,6 +15,7 @@ from asaql.exec.evaluate import evaluate, struct_field
 from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
+from asaql.types import is_variant, to_python
 
 __all__ = ["ProjectOperator", "project_batch"]
 
@@ -70,7 +71,26 @@ def _expand(star: bx.StarExpr, batch: pa.RecordBatch) -> list[tuple[str, pa.Arra
         if pa.types.is_struct(col.type):
             for i in range(col.type.num_fields):
                 out.append((col.type.field(i).name, struct_field(col, col.type.field(i).name, len(col))))
+        elif is_variant(col.type):
+            out.extend(_expand_mixed(col))
     return out
+
+
+def _expand_mixed(col: pa.Array) -> list[tuple[str, pa.Array]]:
+    """``r.*`` of a column whose values are records of varying shapes (or not records at
+    all, in some rows): one column per field name, in first-seen order; NULL where a row's
+    value lacks the field or is not a record. Per value in Python: only mixed data gets here."""
+    from asaql.io.formats import column_from_values
+
+    values = to_python(col)
+    names: dict[str, None] = {}
+    for value in values:
+        if isinstance(value, dict):
+            names.update(dict.fromkeys(value))
+    return [
+        (name, column_from_values([v.get(name) if isinstance(v, dict) else None for v in values]))
+        for name in names
+    ]
 
 
 __all__ += ["ML_ERROR_PREFIX"]
