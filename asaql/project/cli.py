@@ -29,8 +29,16 @@ EXIT_ERROR = 2  # the CI/CD tool exits -1
 
 def _project_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", help="asaproj.json or the project folder")
-    parser.add_argument("--project", dest="project_flag", metavar="PATH",
+    parser.add_argument("--project", "-project", dest="project_flag", metavar="PATH",
                         help="the same, as the CI/CD tool spells it")
+    parser.add_argument("--customCodeZipFilePath", "-customCodeZipFilePath", dest="custom_code", metavar="ZIP",
+                        help="accepted for the CI/CD tool's command line; C# custom code is not run")
+
+
+def _warn_custom_code(args: argparse.Namespace) -> None:
+    if getattr(args, "custom_code", None):
+        print(f"asaql: warning: --customCodeZipFilePath {args.custom_code} ignored: asaql does not run "
+              "C# custom code", file=sys.stderr)
 
 
 def _project_path(args: argparse.Namespace) -> str:
@@ -42,9 +50,9 @@ def _project_path(args: argparse.Namespace) -> str:
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
     _project_arg(parser)
-    parser.add_argument("--testConfigPath", "--test-config", dest="test_config", metavar="FILE",
+    parser.add_argument("--testConfigPath", "-testConfigPath", "--test-config", dest="test_config", metavar="FILE",
                         help="the test cases (default: test/testConfig.json in the project)")
-    parser.add_argument("--outputPath", "--output-path", dest="output_path", metavar="DIR",
+    parser.add_argument("--outputPath", "-outputPath", "--output-path", dest="output_path", metavar="DIR",
                         help="where outputs and testResultSummary.json go "
                              "(default: testResults/ beside testConfig.json)")
     parser.add_argument("--tolerance", type=float, default=None, metavar="REL",
@@ -58,12 +66,13 @@ def run_test(args: argparse.Namespace) -> int:
     from asaql.project.testrunner import REL_TOL, load_test_config, run_tests
     from asaql.sql.parser import parse
 
+    _warn_custom_code(args)
     try:
         project = load_project(_project_path(args))
         for warning in project.warnings:
             print(f"asaql: warning: {warning}", file=sys.stderr)
         config_path = Path(args.test_config) if args.test_config else project.test_config
-        config = load_test_config(config_path)
+        config = load_test_config(config_path, project_root=project.root)
         text = project.query_text
         try:
             parse(text)
@@ -91,7 +100,7 @@ def run_test(args: argparse.Namespace) -> int:
 
 def configure_localrun(parser: argparse.ArgumentParser) -> None:
     _project_arg(parser)
-    parser.add_argument("--outputPath", "--output-dir", dest="output_path", metavar="DIR",
+    parser.add_argument("--outputPath", "-outputPath", "--output-dir", dest="output_path", metavar="DIR",
                         help="folder for one <alias>.json per output "
                              "(default: LocalRunOutputs/<yyyyMMddHHmmss>/ in the project)")
     parser.add_argument("--input", "-i", action="append", type=name_value, default=[], metavar="NAME=PATH",
@@ -111,6 +120,7 @@ def run_localrun(args: argparse.Namespace) -> int:
     from asaql.project.loader import project_job
     from asaql.session import Session
 
+    _warn_custom_code(args)
     cli: Any = None
     try:
         given = [name for name, _ in [*args.input, *args.ref]]

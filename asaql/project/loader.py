@@ -20,9 +20,12 @@ Local input mocks come in two real formats; both are read::
      "Serialization": {"Type": "Json", "Encoding": "UTF8"}, "FilePath": "sample.json",
      "ScriptType": "InputMock"}
 
-``FilePath`` is relative to the mock file's folder; ``\\`` separators are accepted. ``Type:
-"Reference data"`` makes a reference input. A live input with no local mock cannot be reached:
-running the project raises a ConfigError that names it and says what to do.
+``FilePath`` is relative to the mock file's folder, then to the project folder; ``\\`` separators,
+another case than the disk's, and absolute paths from another machine are accepted (see
+:mod:`asaql.project.files`). ``Type: "Reference data"`` makes a reference input. A live input with
+no local mock cannot be reached: running the project raises a ConfigError that names it and says
+what to do. Unlisted ``Inputs/Local_*.json`` mocks are used with a warning; a ``startFile`` that
+is not there falls back to the folder's only ``.asaql`` file.
 
 :func:`load_project` gives an :class:`AsaProject`; :func:`project_job` turns it into the
 :class:`~asaql.job.JobFile` that ``asaql run``/``check``/``explain`` use, with every ``INTO`` alias
@@ -32,16 +35,15 @@ written as JSON lines to ``LocalRunOutputs/<yyyyMMddHHmmss>/<alias>.json`` (or `
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from asaql.errors import AsaqlError, ConfigError
 from asaql.job import JOB_CONFIG_FIELDS, InputDecl, JobFile, validate_job_settings
+from asaql.project.files import locate, read_json, resolve
 
 __all__ = [
     "AsaProject",
@@ -53,6 +55,7 @@ __all__ = [
     "load_project",
     "project_job",
     "project_outputs",
+    "used_functions",
 ]
 
 MANIFEST = "asaproj.json"
@@ -108,6 +111,7 @@ class AsaProject:
     live_inputs: dict[str, LiveInput] = field(default_factory=dict)  # by lower-case alias
     outputs: list[str] = field(default_factory=list)  # Outputs/*.json names (not needed locally)
     functions: dict[str, str] = field(default_factory=dict)  # Azure ML function definition files
+    code_functions: dict[str, tuple[str, str]] = field(default_factory=dict)  # JS/C#: lower name -> (name, what)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -120,7 +124,7 @@ class AsaProject:
     @property
     def test_config(self) -> Path:
         """The CI/CD tool's default test configuration: ``test/testConfig.json``."""
-        return self.root / "test" / "testConfig.json"
+        return resolve(self.root, "test/testConfig.json")  # any case: Test/TestConfig.json
 
     def unreachable(self, provided: Iterable[str] = ()) -> list[LiveInput]:
         """Live inputs with no local mock and no data given on the command line."""
@@ -129,42 +133,6 @@ class AsaProject:
 
 
 # --------------------------------------------------------------------------- reading files
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} {path} does not exist") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
-
-
-def _rel(base: Path, raw: str) -> Path:
-    """A path from a project file: ``\\`` or ``/`` separators, relative to ``base``."""
-    text = raw.strip()
-    if "\\" in text:
-        win = PureWindowsPath(text)
-        if win.drive or win.root:
-            return Path(text)  # absolute Windows path: kept (callers fall back to the file name)
-        return Path(os.path.normpath(base.joinpath(*win.parts)))
-    p = PurePosixPath(text)
-    return Path(p) if p.is_absolute() else Path(os.path.normpath(base.joinpath(*p.parts)))
-
-
-def _locate_data(base: Path, raw: str) -> Path:
-    """The data file a mock names; an absolute path from another machine (``C:\\...``) falls back
-    to the same file name beside the mock."""
-    p = _rel(base, raw)
-    if p.exists():
-        return p
-    name = PureWindowsPath(raw).name if "\\" in raw else PurePosixPath(raw).name
-    beside = base / name
-    return beside if beside.exists() else p
 
 
 def _get(obj: dict[str, Any], *names: str) -> Any:
@@ -180,28 +148,60 @@ def _kind(type_: Any) -> str:
     return "reference" if str(type_ or "").replace(" ", "").lower() in ("referencedata", "reference") else "stream"
 
 
+#: field delimiters the CSV reader recognises (it detects them from the header row)
+_CSV_DELIMITERS = {",": ",", ";": ";", "\t": "\t", "|": "|", "comma": ",", "semicolon": ";", "tab": "\t",
+                   "\\t": "\t", "verticalbar": "|", "pipe": "|"}
+
+
 def _format(raw: Any, where: str) -> str | None:
     if raw is None or raw == "":
         return None
-    fmt = _FORMATS.get(str(raw).strip().lower())
-    if fmt is None:
-        raise ConfigError(f"{where}: unknown data format {raw!r}", help="use Json, Csv or Parquet")
+    key = str(raw).strip().lower()
+    fmt = _FORMATS.get(key)
     if fmt == "avro":
         raise ConfigError(f"{where}: Avro local inputs are not supported by asaql yet",
                           help="convert the sample data to JSON (one object per line) or CSV")
+    if key in ("customclr", "custom"):
+        raise ConfigError(f"{where}: a custom (CustomClr) deserializer is .NET code, which asaql does not run",
+                          help="give the input a JSON or CSV sample instead: \"Format\": \"Json\" and a "
+                               "FilePath to the events as the deserializer would produce them")
+    if fmt is None:
+        raise ConfigError(f"{where}: unknown data format {raw!r}", help="use Json, Csv or Parquet")
+    return fmt
+
+
+def _serialization(obj: dict[str, Any], where: str) -> str | None:
+    """The data format of a mock (``Format``, or ``Serialization.Type``), with its CSV delimiter
+    and encoding checked against what the readers support."""
+    serialization = _get(obj, "Serialization")
+    serialization = serialization if isinstance(serialization, dict) else {}
+    raw_format = _get(obj, "Format")
+    if raw_format is None:
+        raw_format = _get(serialization, "Type")
+    fmt = _format(raw_format, where)
+    encoding = _get(obj, "Encoding") or _get(serialization, "Encoding")
+    if encoding and str(encoding).replace("-", "").lower() not in ("utf8", "utf8bom"):
+        raise ConfigError(f"{where}: encoding {encoding!r} is not supported; ASA reads UTF-8 only",
+                          help="save the sample data as UTF-8 and set \"Encoding\": \"UTF8\"")
+    delimiter = _get(obj, "FieldDelimiter", "Delimiter") or _get(serialization, "FieldDelimiter", "Delimiter")
+    if fmt == "csv" and delimiter and str(delimiter).replace(" ", "").lower() not in _CSV_DELIMITERS \
+            and str(delimiter) not in _CSV_DELIMITERS:
+        raise ConfigError(f"{where}: CSV field delimiter {delimiter!r} is not supported by asaql",
+                          help="use a comma, semicolon, tab or vertical bar (detected from the header row)")
     return fmt
 
 
 def load_input_mock(path: str | Path, obj: dict[str, Any] | None = None, *,
-                    base: Path | None = None) -> ProjectInput:
+                    base: Path | None = None, also: Iterable[Path] = ()) -> ProjectInput:
     """A local input mock in either real format (InputAlias/Format or Name/Serialization).
 
     ``obj`` is the already-parsed content (testConfig.json embeds mocks); ``base`` is the folder
-    its FilePath is relative to (default: the mock file's folder).
+    its FilePath is relative to (default: the mock file's folder); ``also`` are folders tried
+    next (the project folder), for a FilePath written relative to them.
     """
     path = Path(path)
     if obj is None:
-        obj = _read_json(path, "input mock")
+        obj = read_json(path, "input mock")
     if not isinstance(obj, dict):
         raise ConfigError(f"input mock {path} must be a JSON object")
     alias = _get(obj, "InputAlias", "Name", "Alias")
@@ -211,19 +211,15 @@ def load_input_mock(path: str | Path, obj: dict[str, Any] | None = None, *,
     if not isinstance(file_path, str) or not file_path:
         raise ConfigError(f"input mock {path} ({alias}): missing 'FilePath', the sample data file")
     base = path.parent if base is None else base
-    data = _locate_data(base, file_path)
-    serialization = _get(obj, "Serialization")
-    raw_format = _get(obj, "Format")
-    if raw_format is None and isinstance(serialization, dict):
-        raw_format = _get(serialization, "Type")
-    fmt = _format(raw_format, f"input mock {path} ({alias})")  # None: from the file extension
+    data = locate(file_path, [base, *also])
+    fmt = _serialization(obj, f"input mock {path} ({alias})")  # None: from the file extension
     return ProjectInput(alias=alias, path=str(data), format=fmt, kind=_kind(_get(obj, "Type")), config=path)
 
 
 def load_job_config(path: str | Path) -> dict[str, Any]:
     """The engine-relevant fields of a JobConfig.json, validated (errors name the field)."""
     path = Path(path)
-    raw = _read_json(path, "job config")
+    raw = read_json(path, "job config")
     if not isinstance(raw, dict):
         raise ConfigError(f"job config {path} must be a JSON object")
     wanted = {name.lower() for name in JOB_CONFIG_FIELDS}
@@ -235,12 +231,13 @@ def load_job_config(path: str | Path) -> dict[str, Any]:
 
 
 def find_manifest(target: str | Path) -> Path:
-    """``asaproj.json`` from itself or its folder; a clear error for anything else."""
+    """``asaproj.json`` from itself or its folder (any case: ``AsaProj.json``); a clear error for
+    anything else."""
     target = Path(target)
     if target.is_dir():
-        manifest = target / MANIFEST
-        if manifest.exists():
-            return manifest
+        manifests = [p for p in sorted(target.iterdir()) if p.name.lower() == MANIFEST and p.is_file()]
+        if manifests:
+            return manifests[0]
         old = sorted(target.glob("*.asaproj"))
         if old:
             raise ConfigError(
@@ -252,35 +249,73 @@ def find_manifest(target: str | Path) -> Path:
     return target
 
 
+def _start_file(manifest: Path, raw: dict[str, Any], warnings: list[str]) -> Path:
+    """The query: ``startFile``, or the one ``.asaql`` file of the folder when ``startFile`` is
+    missing or names a file that is not there (a renamed query)."""
+    root = manifest.parent
+    start = _get(raw, "startFile")
+    named = resolve(root, start) if isinstance(start, str) and start.strip() else None
+    if named is not None and named.is_file():
+        return named
+    candidates = sorted(p for p in root.iterdir() if p.suffix.lower() == ".asaql" and p.is_file())
+    if len(candidates) == 1:
+        if named is not None:
+            warnings.append(f"the start file {_display(named, root)} named in {manifest.name} does not exist; "
+                            f"using {candidates[0].name}, the project's only .asaql file")
+        return candidates[0]
+    found = ", ".join(p.name for p in candidates) or "none"
+    what = f"the start file {named} does not exist" if named is not None else "missing 'startFile' (the .asaql query file)"
+    raise ConfigError(f"{manifest}: {what}; .asaql files in {root}: {found}",
+                      help=f"set \"startFile\" in {manifest.name} to the query file")
+
+
 def load_project(target: str | Path) -> AsaProject:
     """Read a project from its ``asaproj.json`` or folder. Missing optional files are warnings."""
     manifest = find_manifest(target)
     root = manifest.parent
-    raw = _read_json(manifest, "project file")
+    raw = read_json(manifest, "project file")
     if not isinstance(raw, dict):
         raise ConfigError(f"project file {manifest} must be a JSON object")
-    start = _get(raw, "startFile")
-    if not isinstance(start, str) or not start:
-        candidates = sorted(root.glob("*.asaql"))
-        if len(candidates) != 1:
-            raise ConfigError(f"{manifest}: missing 'startFile' (the .asaql query file)")
-        start_file = candidates[0]
-    else:
-        start_file = _rel(root, start)
-    if not start_file.exists():
-        raise ConfigError(f"{manifest}: the start file {start_file} does not exist")
+    warnings: list[str] = []
+    start_file = _start_file(manifest, raw, warnings)
     project = AsaProject(root=root, manifest=manifest, name=str(_get(raw, "name") or root.name),
-                         start_file=start_file)
+                         start_file=start_file, warnings=warnings)
     configurations = _get(raw, "configurations") or []
     if not isinstance(configurations, list):
         raise ConfigError(f"{manifest}: 'configurations' must be a list")
     for entry in configurations:
         if not isinstance(entry, dict) or not isinstance(_get(entry, "filePath"), str):
             raise ConfigError(f"{manifest}: each configuration needs a 'filePath' and a 'subType'")
-        _configuration(project, _rel(root, _get(entry, "filePath")), str(_get(entry, "subType") or ""))
+        _configuration(project, resolve(root, _get(entry, "filePath")), str(_get(entry, "subType") or ""))
     if project.job_config_path is None and (root / "JobConfig.json").exists():
         _configuration(project, root / "JobConfig.json", "JobConfig")
+    _unlisted_mocks(project)
     return project
+
+
+def _unlisted_mocks(project: AsaProject) -> None:
+    """``Inputs/Local_*.json`` mocks that asaproj.json does not list (a hand-copied project) are
+    used for inputs that have no mock, with a warning."""
+    folder = resolve(project.root, "Inputs")
+    if not folder.is_dir():
+        return
+    listed = {Path(m.config).resolve() for m in project.inputs.values() if m.config is not None}
+    for path in sorted(folder.iterdir()):
+        name = path.name.lower()
+        if not (name.startswith("local_") and name.endswith(".json")) or path.resolve() in listed:
+            continue
+        try:
+            obj = read_json(path, "input mock")
+        except ConfigError:
+            continue
+        if not isinstance(obj, dict) or str(_get(obj, "ScriptType") or "").lower() != "inputmock":
+            continue
+        mock = load_input_mock(path, obj, also=[project.root])
+        if mock.alias.lower() in project.inputs:
+            continue
+        project.inputs[mock.alias.lower()] = mock
+        project.warnings.append(f"{_display(path, project.root)} is not listed in {MANIFEST}; "
+                                f"using it as the local input '{mock.alias}'")
 
 
 def _configuration(project: AsaProject, path: Path, sub_type: str) -> None:
@@ -298,25 +333,25 @@ def _configuration(project: AsaProject, path: Path, sub_type: str) -> None:
         project.job_config = load_job_config(path)
         return
     if kind in ("inputmock", "localinput"):
-        _add_mock(project, load_input_mock(path))
+        _add_mock(project, load_input_mock(path, also=[project.root]))
         return
     if kind == "input":
-        obj = _read_json(path, "input")
+        obj = read_json(path, "input")
         if not isinstance(obj, dict):
             raise ConfigError(f"input {path} must be a JSON object")
         source = str(_get(obj, "DataSourceType") or "")
         if source.replace(" ", "").lower() == "localinput" or str(_get(obj, "ScriptType") or "").lower() == "inputmock":
-            _add_mock(project, load_input_mock(path, obj))
+            _add_mock(project, load_input_mock(path, obj, also=[project.root]))
             return
         alias = str(_get(obj, "Name", "InputAlias") or path.stem)
         project.live_inputs[alias.lower()] = LiveInput(alias=alias, source_type=source or "live",
                                                        kind=_kind(_get(obj, "Type")), config=path)
         return
     if kind == "output":
-        obj = _read_json(path, "output")
+        obj = read_json(path, "output")
         project.outputs.append(str(_get(obj, "Name") or path.stem) if isinstance(obj, dict) else path.stem)
         return
-    if kind in _ML_FUNCTION_TYPES or kind.endswith("function") or kind.endswith("aggregate"):
+    if kind in _ML_FUNCTION_TYPES or kind.endswith(("function", "aggregate")):
         _function(project, path, kind)
         return
     project.warnings.append(f"{rel}: configuration type {sub_type!r} is not used by asaql")
@@ -337,7 +372,7 @@ def _function(project: AsaProject, path: Path, kind: str) -> None:
             break
     script_type = ""
     if path.suffix.lower() == ".json":
-        obj = _read_json(path, "function")
+        obj = read_json(path, "function")
         if isinstance(obj, dict):
             name = str(_get(obj, "Name") or name)
             script_type = str(_get(obj, "ScriptType") or "").lower()
@@ -345,8 +380,9 @@ def _function(project: AsaProject, path: Path, kind: str) -> None:
         project.functions[name] = str(path)
         return
     what = "C#" if "csharp" in kind or path.name.lower().endswith(".cs.json") else "JavaScript"
+    project.code_functions[name.lower()] = (name, f"{what} function ({_display(path, project.root)})")
     project.warnings.append(f"function '{name}' ({_display(path, project.root)}) is a {what} function; "
-                            "asaql does not run it, so a query calling it fails to bind")
+                            "asaql does not run it, so a query calling it cannot run")
 
 
 def _display(path: Path, root: Path) -> str:
@@ -359,22 +395,28 @@ def _display(path: Path, root: Path) -> str:
 # --------------------------------------------------------------------------- as a job
 
 
-def unreachable_error(live: LiveInput, project: AsaProject, *, case: str | None = None) -> ConfigError:
-    """The error for a live input the query reads and no local data is given for."""
+def unreachable_error(live: LiveInput, project: AsaProject, *, case: str | None = None,
+                      others: Iterable[LiveInput] = ()) -> ConfigError:
+    """The error for a live input the query reads and no local data is given for; ``others`` are
+    the further live inputs in the same state, named at the end of the message."""
     rel = _display(live.config, project.root)
+    type_ = "Reference data" if live.kind == "reference" else "Data Stream"
+    rest = [o.alias for o in others if o.alias != live.alias]
+    also = f" (the same goes for {', '.join(repr(a) for a in rest)})" if rest else ""
     if case is not None:
         return ConfigError(
             f"test case '{case}': input '{live.alias}' is a live {live.source_type} input ({rel}) "
-            "with no local data; asaql runs offline and cannot read Azure services",
-            help=(f"add {{\"InputAlias\": \"{live.alias}\", \"Type\": \"Data Stream\", \"Format\": \"Json\", "
+            f"with no local data{also}; asaql runs offline and cannot read Azure services",
+            help=(f"add {{\"InputAlias\": \"{live.alias}\", \"Type\": \"{type_}\", \"Format\": \"Json\", "
                   f"\"FilePath\": ...}} to the case's Inputs, or a local input mock to the project"))
+    flag = "--ref" if live.kind == "reference" else "--input"
     return ConfigError(
-        f"input '{live.alias}' is a live {live.source_type} input ({rel}) and has no local input mock; "
+        f"input '{live.alias}' is a live {live.source_type} input ({rel}) and has no local input mock{also}; "
         "asaql runs offline and cannot read Azure services",
         help=(f"add a local input mock for it (an Inputs/Local_{live.alias}.json with \"InputAlias\": "
               f"\"{live.alias}\" and \"FilePath\" naming a JSON or CSV sample, listed in {MANIFEST} "
               f"with subType InputMock; VS Code: 'Add local input'), or give the data on the command "
-              f"line: asaql localrun {_display(project.root, Path.cwd())} --input {live.alias}=FILE"),
+              f"line: asaql localrun {_display(project.root, Path.cwd())} {flag} {live.alias}=FILE"),
     )
 
 
@@ -391,6 +433,8 @@ def project_outputs(project: AsaProject, inputs: Iterable[ProjectInput] | None =
         if live.alias.lower() not in project.inputs:
             session.add_input(live.alias, "", reference=live.kind == "reference")
     try:
+        for name, path in project.functions.items():
+            session.add_function(name, path)
         return session.compile(project.query_text if text is None else text, open_catalog=True).output_names
     except AsaqlError:
         return []
@@ -415,16 +459,21 @@ def project_job(target: str | Path, *, output_dir: str | Path | None = None,
     if report is not None:
         for warning in project.warnings:
             report(f"warning: {warning}")
-    missing = project.unreachable(provided)
-    if missing:
-        used = _used_inputs(project)
-        needed = [li for li in missing if used is None or li.alias.lower() in used]
-        if needed:
-            raise unreachable_error(needed[0], project)
+    used = _used_inputs(project)
+    needed = [li for li in project.unreachable(provided) if used is None or li.alias.lower() in used]
+    if needed:
+        raise unreachable_error(needed[0], project, others=needed[1:])
+    given = {name.lower() for name in provided}
+    for key, inp in project.inputs.items():
+        if (used is None or key in used) and key not in given and not Path(inp.path).exists():
+            mock = _display(inp.config, project.root) if inp.config is not None else "its local input mock"
+            raise ConfigError(f"input '{inp.alias}': the sample data file {inp.path} named by {mock} does not exist",
+                              help="fix the mock's \"FilePath\" (relative to the mock's folder), or give the "
+                                   f"data on the command line: --input {inp.alias}=FILE")
     job = JobFile(path=project.manifest, query_path=str(project.start_file))
     for inp in project.inputs.values():
         job.inputs[inp.alias] = inp.decl()
-    for name, path in project.functions.items():
+    for name, path in used_functions(project).items():
         job.functions[name] = path
     job.job = dict(project.job_config)
     folder = Path(output_dir) if output_dir is not None else local_run_folder(project, now)
@@ -435,8 +484,9 @@ def project_job(target: str | Path, *, output_dir: str | Path | None = None,
     return job  # the sinks create the folder when the run starts (check/explain leave none)
 
 
-def _used_inputs(project: AsaProject) -> set[str] | None:
-    """Lower-case names of the inputs the query reads (None when it cannot be parsed)."""
+def _used_names(project: AsaProject) -> tuple[set[str], set[str]] | None:
+    """Lower-case names of the inputs the query reads and of the ``udf.``/``uda.`` functions it
+    calls (None when it cannot be parsed)."""
     try:
         from asaql.sql.parser import parse
 
@@ -445,11 +495,14 @@ def _used_inputs(project: AsaProject) -> set[str] | None:
         return None
     from asaql.sql import ast
 
-    names: set[str] = set()
+    inputs: set[str] = set()
+    functions: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, ast.Source) and isinstance(getattr(node, "name", None), str):
-            names.add(node.name.lower())
+            inputs.add(node.name.lower())
+        if isinstance(node, ast.FunctionCall) and str(node.namespace or "").lower() in ("udf", "uda"):
+            functions.add(node.name.lower())
         if isinstance(node, ast.Node):
             for value in vars(node).values():
                 walk(value)
@@ -458,4 +511,26 @@ def _used_inputs(project: AsaProject) -> set[str] | None:
                 walk(item)
 
     walk(script)
-    return names
+    return inputs, functions
+
+
+def _used_inputs(project: AsaProject) -> set[str] | None:
+    """Lower-case names of the inputs the query reads (None when it cannot be parsed)."""
+    used = _used_names(project)
+    return None if used is None else used[0]
+
+
+def used_functions(project: AsaProject) -> dict[str, str]:
+    """The project's Azure ML functions the query calls (all of them when it does not parse), by
+    name: definition file. Functions it does not call are left out, so a stub definition does not
+    stop the run. Raises ConfigError when the query calls a JavaScript or C# function."""
+    used = _used_names(project)
+    called = None if used is None else used[1]
+    for key, (name, what) in project.code_functions.items():
+        if called is not None and key in called:
+            raise ConfigError(
+                f"the query calls udf.{name}, a {what}; asaql does not run JavaScript or C# code",
+                help="compute it in SAQL (CASE, string and math functions), or serve it as an Azure ML "
+                     "function (see docs/ml-scoring.md)")
+    return {name: path for name, path in project.functions.items()
+            if called is None or name.lower() in called}

@@ -10,7 +10,7 @@
         "ExpectedOutputs": [{"OutputAlias": "alerts", "FilePath": "expected/case1_alerts.json",
                              "IgnoreFields": ["EventProcessedUtcTime"], "Required": true}]}]}
 
-Paths are relative to the folder of testConfig.json. A case's inputs replace the project's local
+Paths are relative to the folder of testConfig.json (then to the project folder). A case's inputs replace the project's local
 mocks of the same alias; inputs a case does not name keep the project's mock. Each case runs the
 project's query on a fresh session; every output is written as JSON lines to
 ``<outputPath>/<case>/<alias>.json`` and compared with the expected file (a JSON array, JSON lines
@@ -29,16 +29,18 @@ A case passes when every required output matches. Per output the summary says: O
 OutputUnexpected (written by the query, not listed in the case; informational), OutputUnrequired
 (listed with ``Required: false``). ``testResultSummary.json`` keeps the CI/CD tool's shape::
 
-    {"Total": 3, "Passed": 2, "Failed": 1, "Script": ".../HelloWorld.asaql",
-     "Time": "00:00:00.1234567",
+    {"Total": 3, "Passed": 2, "Failed": 1, "Script": "/abs/HelloWorld/HelloWorld.asaql",
      "Results": [{"Name": "Case 1", "Status": 0, "Time": "00:00:00.0412345",
-                  "OutputMatched": [{"OutputAlias": "outputall", "ExpectedOutput": "...",
-                                     "Output": "..."}],
+                  "OutputMatched": [{"OutputAlias": "outputall", "ExpectedOutput": "/abs/...",
+                                     "Output": "/abs/..."}],
                   "OutputNotEqual": [], "OutputMissing": [], "OutputUnexpected": [],
-                  "OutputUnrequired": []}]}
+                  "OutputUnrequired": []}],
+     "Time": "00:00:00.1234567"}
 
-Status is 0 for a pass and 1 for a failure; Time is a .NET TimeSpan string. A case whose run
-raises (bad input file, runtime error) fails with an extra ``Error`` field holding the message.
+Keys are in the CI/CD tool's order and paths are absolute (``""`` where there is none: no
+expected file for an unexpected output or a ``Required: false`` one without FilePath). Status is
+0 for a pass and 1 for a failure; Time is a .NET TimeSpan string. A case whose run raises (bad
+input file, runtime error) fails with an extra ``Error`` field holding the message.
 """
 
 from __future__ import annotations
@@ -53,12 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from asaql.errors import AsaqlError, ConfigError
+from asaql.project.files import locate, read_json
 from asaql.project.loader import (
     AsaProject,
     ProjectInput,
     _used_inputs,
     load_input_mock,
     unreachable_error,
+    used_functions,
 )
 
 __all__ = [
@@ -88,7 +92,7 @@ Reporter = Callable[[str], None]
 @dataclass
 class ExpectedOutput:
     alias: str
-    path: Path
+    path: Path | None  # None: no FilePath (allowed with Required: false)
     ignore_fields: tuple[str, ...] = ()
     required: bool = True
     ordered: bool = False
@@ -115,25 +119,28 @@ def _get(obj: dict[str, Any], name: str, default: Any = None) -> Any:
     return default
 
 
-def _resolve(base: Path, raw: str) -> Path:
-    from asaql.project.loader import _rel
+def _flag(value: Any) -> bool:
+    """``Required``: JSON true/false, or the strings "true"/"false" of a hand-edited file."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "")
+    return bool(value)
 
-    return _rel(base, raw)
 
+def load_test_config(path: str | Path, *, project_root: Path | None = None) -> TestConfig:
+    """Read a testConfig.json; errors name the file, the case and the field.
 
-def load_test_config(path: str | Path) -> TestConfig:
-    """Read a testConfig.json; errors name the file, the case and the field."""
+    Paths are relative to the file's folder; one that is not found there is looked up relative to
+    ``project_root`` too.
+    """
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError as exc:
+    if not path.exists():
         raise ConfigError(f"test configuration {path} does not exist",
-                          help="create it with test cases (see docs/projects.md) or pass --testConfigPath") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"test configuration {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+                          help="create it with test cases (see docs/projects.md) or pass --testConfigPath")
+    raw = read_json(path, "test configuration")
     if not isinstance(raw, dict) or not isinstance(_get(raw, "TestCases"), list):
         raise ConfigError(f"test configuration {path} needs a 'TestCases' list")
     base = path.parent
+    also = [project_root] if project_root is not None else []
     cases: list[TestCase] = []
     for i, entry in enumerate(_get(raw, "TestCases")):
         if not isinstance(entry, dict):
@@ -145,7 +152,7 @@ def load_test_config(path: str | Path) -> TestConfig:
             if not isinstance(spec, dict):
                 raise ConfigError(f"{where}: each input must be an object")
             try:
-                case.inputs.append(load_input_mock(path, spec, base=base))
+                case.inputs.append(load_input_mock(path, spec, base=base, also=also))
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc.message}", help=exc.help) from exc
         for spec in _get(entry, "ExpectedOutputs") or []:
@@ -153,18 +160,24 @@ def load_test_config(path: str | Path) -> TestConfig:
                 raise ConfigError(f"{where}: each expected output needs an 'OutputAlias'")
             alias = _get(spec, "OutputAlias")
             file_path = _get(spec, "FilePath")
-            required = _get(spec, "Required", True)
+            required = _flag(_get(spec, "Required", True))
             if not isinstance(file_path, str) or not file_path:
                 if required:
                     raise ConfigError(f"{where}: expected output '{alias}' needs a 'FilePath'")
                 file_path = ""
+            if required and file_path.strip().lower() in ("required", "[required]"):
+                raise ConfigError(f"{where}: expected output '{alias}': 'FilePath' is still the placeholder "
+                                  f"{file_path!r} that addtestcase writes",
+                                  help="set it to the file of expected rows (JSON lines or a JSON array)")
             ignore = _get(spec, "IgnoreFields") or []
+            if isinstance(ignore, str):
+                ignore = [ignore]
             if not isinstance(ignore, list) or not all(isinstance(f, str) for f in ignore):
                 raise ConfigError(f"{where}: expected output '{alias}': IgnoreFields must be a list of field names")
             case.expected.append(ExpectedOutput(
-                alias=alias, path=_resolve(base, file_path) if file_path else base,
-                ignore_fields=tuple(ignore), required=bool(required),
-                ordered=bool(_get(spec, "Ordered", False))))
+                alias=alias, path=locate(file_path, [base, *also]) if file_path else None,
+                ignore_fields=tuple(ignore), required=required,
+                ordered=_flag(_get(spec, "Ordered", False))))
         cases.append(case)
     script = _get(raw, "Script")
     return TestConfig(path=path, script=script if isinstance(script, str) else None, cases=cases)
@@ -296,7 +309,7 @@ def _pairs(missing: list[Any], unexpected: list[Any]) -> list[tuple[Any, Any]]:
         for k, act in enumerate(unexpected):
             if not isinstance(act, dict):
                 continue
-            score = sum(1 for key in exp if key in act and values_equal(exp[key], act[key]))
+            score = sum(1 for key, value in exp.items() if key in act and values_equal(value, act[key]))
             if score > best_score:
                 best, best_score = k, score
         if best is not None and best_score * 2 >= max(len(exp), 1):
@@ -307,11 +320,11 @@ def _pairs(missing: list[Any], unexpected: list[Any]) -> list[tuple[Any, Any]]:
 
 def _field_diffs(exp: dict[str, Any], act: dict[str, Any]) -> list[str]:
     out = []
-    for key in exp:
+    for key, value in exp.items():
         if key not in act:
-            out.append(f"{key}: expected {_show(exp[key])}, field absent")
-        elif not values_equal(exp[key], act[key]):
-            out.append(f"{key}: expected {_show(exp[key])}, got {_show(act[key])}")
+            out.append(f"{key}: expected {_show(value)}, field absent")
+        elif not values_equal(value, act[key]):
+            out.append(f"{key}: expected {_show(value)}, got {_show(act[key])}")
     out += [f"{key}: not expected, got {_show(act[key])}" for key in act if key not in exp]
     return out
 
@@ -358,8 +371,8 @@ class TestSummary:
 
     def as_json(self) -> dict[str, Any]:
         return {"Total": len(self.results), "Passed": self.passed, "Failed": self.failed,
-                "Script": self.script, "Time": timespan(self.seconds),
-                "Results": [r.as_json() for r in self.results]}
+                "Script": self.script, "Results": [r.as_json() for r in self.results],
+                "Time": timespan(self.seconds)}
 
 
 def timespan(seconds: float) -> str:
@@ -407,7 +420,7 @@ def run_tests(project: AsaProject, config: TestConfig, output_dir: str | Path, *
             if not comparison.equal:
                 for line in comparison.describe():
                     say(f"      {line}")
-    summary = TestSummary(script=str(project.start_file), results=results,
+    summary = TestSummary(script=str(project.start_file.resolve()), results=results,
                           seconds=time.perf_counter() - started)
     summary.path = output_dir / SUMMARY_FILE
     summary.path.write_text(json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8")
@@ -429,12 +442,13 @@ def _run_case(project: AsaProject, text: str, case: TestCase, folder: Path, rel_
         for inp in case.inputs:
             inputs[inp.alias.lower()] = inp
         used = _used_inputs(project)
-        for live in project.live_inputs.values():
-            if live.alias.lower() not in inputs and (used is None or live.alias.lower() in used):
-                raise unreachable_error(live, project, case=case.name)
+        needed = [live for live in project.live_inputs.values()
+                  if live.alias.lower() not in inputs and (used is None or live.alias.lower() in used)]
+        if needed:
+            raise unreachable_error(needed[0], project, case=case.name, others=needed[1:])
         for inp in inputs.values():
             session.add_input(inp.alias, inp.path, format=inp.format, reference=inp.kind == "reference")
-        for name, path in project.functions.items():
+        for name, path in used_functions(project).items():
             session.add_function(name, path)
         job = session.compile(text, filename=str(project.start_file))
         folder.mkdir(parents=True, exist_ok=True)
@@ -454,9 +468,9 @@ def _run_case(project: AsaProject, text: str, case: TestCase, folder: Path, rel_
     for exp in case.expected:
         listed.add(exp.alias.lower())
         actual_name = produced.get(exp.alias.lower())
-        entry = {"OutputAlias": exp.alias, "ExpectedOutput": str(exp.path),
-                 "Output": str(written[actual_name]) if actual_name else ""}
-        if not exp.required:
+        entry = {"OutputAlias": exp.alias, "ExpectedOutput": str(exp.path.resolve()) if exp.path else "",
+                 "Output": str(written[actual_name].resolve()) if actual_name else ""}
+        if not exp.required or exp.path is None:
             result.entries["OutputUnrequired"].append(entry)
             continue
         if actual_name is None:
@@ -483,7 +497,7 @@ def _run_case(project: AsaProject, text: str, case: TestCase, folder: Path, rel_
     for key, name in produced.items():
         if key not in listed:
             result.entries["OutputUnexpected"].append(
-                {"OutputAlias": name, "ExpectedOutput": "", "Output": str(written[name])})
+                {"OutputAlias": name, "ExpectedOutput": "", "Output": str(written[name].resolve())})
     result.passed = ok
     result.seconds = time.perf_counter() - started
     return result
@@ -499,7 +513,6 @@ def _write_outputs(tables: dict[str, Any], names: list[str], folder: Path) -> di
         table = tables.get(name)
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             if table is not None and table.num_rows:
-                for chunk in table.to_batches():
-                    f.write("".join(encode_lines(chunk).to_pylist()))
+                f.writelines("".join(encode_lines(chunk).to_pylist()) for chunk in table.to_batches())
         written[name] = path
     return written

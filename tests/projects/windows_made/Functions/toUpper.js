@@ -1,0 +1,3 @@
+function main(s) {
+    return s.toUpperCase();
+}
