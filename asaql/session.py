@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from asaql.config import Options
-from asaql.errors import AsaqlError, ConfigError, Diagnostic
+from asaql.errors import AsaqlError, ConfigError, Diagnostic, ExecutionError
 from asaql.exec import physical
 from asaql.exec.operator import ExecContext, Metrics
 from asaql.exec.runtime import pull, strip_internal
@@ -239,6 +239,18 @@ class Job:
         names = [o.name for o in self.logical.outputs] + self.logical.dead_letters()
         return list(dict.fromkeys(names))
 
+    @property
+    def input_names(self) -> list[str]:
+        """The inputs the query reads (stream, reference data and ML reference inputs)."""
+        names = [n.input_name for n in self.logical.nodes() if isinstance(n, lp.Scan)]
+        names += [n.function for n in self.logical.nodes() if isinstance(n, lp.MLScore)]
+        return list(dict.fromkeys(names))
+
+    @property
+    def function_names(self) -> list[str]:
+        """The ML functions and endpoints the query calls."""
+        return list(dict.fromkeys(n.function for n in self.logical.nodes() if isinstance(n, lp.MLScore)))
+
     def explain(self) -> str:
         plan = self.plan
         return "\n".join([
@@ -266,6 +278,8 @@ class Job:
     def run(self, sinks: dict[str, Any] | None = None, *, ctx: ExecContext | None = None) -> RunResult:
         """Run to the end. ``sinks`` maps output names to paths or Sink objects; outputs
         without a sink are collected and returned as tables."""
+        from asaql.io.sink import shielded
+
         ctx = ctx or self.context()
         opened = {name: _sink(name, target) for name, target in (sinks or {}).items()}
         collected: dict[str, list[pa.RecordBatch]] = {n: [] for n in self.output_names if n not in opened}
@@ -273,13 +287,35 @@ class Job:
         try:
             for name, batch in self.stream(ctx):
                 if name in opened:
-                    opened[name].write(batch)
+                    with shielded():  # a Ctrl-C waits for the whole batch to be written
+                        _write(name, opened[name], batch)
                 else:
                     collected.setdefault(name, []).append(batch)
         finally:
-            for sink in opened.values():
-                sink.close()
+            with shielded():
+                _close_all(list(opened.values()))
         return RunResult({n: _to_table(b) for n, b in collected.items()}, ctx.metrics)
+
+
+def _write(name: str, sink: Any, batch: pa.RecordBatch) -> None:
+    try:
+        sink.write(batch)
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head`): the CLI ends quietly
+    except OSError as exc:
+        raise ExecutionError(f"output '{name}': cannot write: {exc.strerror or exc}") from exc
+
+
+def _close_all(sinks: list[Any]) -> None:
+    """Close every sink, even when one fails to (the first failure is raised)."""
+    failure: BaseException | None = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others closed
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _sink(name: str, target: Any) -> Any:

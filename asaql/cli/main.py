@@ -31,6 +31,17 @@ def name_value(text: str) -> tuple[str, str]:
     return name, value
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be at least 1 (--batch-size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", help="a .asaql file, an asaql job (.toml) or an ASA project")
     p.add_argument("--input", "-i", action="append", type=name_value, default=[], metavar="NAME=PATH",
@@ -46,7 +57,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", action="append", type=name_value, default=[], metavar="NAME=FORMAT",
                    help="input/output format when the extension does not tell (json, csv, parquet)")
     p.add_argument("--job-config", metavar="FILE", help="ASA JobConfig.json (event ordering, policies)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per batch (default 65536)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N", help="rows per batch (default 65536)")
     p.add_argument("--no-optimize", action="store_true", help="run the plan as bound")
     p.add_argument("--on-data-error", choices=["skip", "stop"], default=None,
                    help="malformed events: skip (report and drop; default) or stop the job")
@@ -55,7 +66,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
     p.add_argument("--verbose", "-v", action="store_true", help="more detail in the summary")
     p.add_argument("--metrics-json", metavar="FILE", help="write the run summary as JSON")
-    p.add_argument("--output-dir", metavar="DIR",
+    p.add_argument("--output-dir", "--outputPath", dest="output_dir", metavar="DIR",
                    help="for an ASA project: where the per-output JSON files go "
                         "(default LocalRunOutputs/<timestamp>)")
 
@@ -100,12 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    from asaql.cli.jobspec import UsageError
+
     try:
         return handler(args)
+    except UsageError as exc:
+        print(f"asaql {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
     except Exception as exc:  # a bug: say so without a traceback unless asked
         import os
@@ -120,25 +137,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from asaql.cli.jobspec import load_job
     from asaql.cli.progress import Watch
+    from asaql.io.sink import interrupts_deferred
 
     job = None
     watch = None
+    if args.metrics_json and Path(args.metrics_json).is_dir():  # fail before the run, not after
+        print(f"error: --metrics-json {args.metrics_json} is a folder; give a file name", file=sys.stderr)
+        return 1
     try:
         job = load_job(args)
+        if args.quiet:
+            job.session.report = lambda message: None
         with job.started():
             compiled = job.session.compile(job.query_text, filename=job.query_path)
             _print_diagnostics(compiled.diagnostics, job, quiet=args.quiet)
+            job.check_names(compiled)
             # a live progress line on a terminal only (never when stderr is piped, nor --quiet)
             watch = Watch(compiled, show=not args.quiet and sys.stderr.isatty())
-            with watch:
+            with watch, interrupts_deferred():
                 result = job.execute(watch.job)
     except AsaqlError as exc:
         _print_error(exc, job)
         if watch is not None:
             _summary(watch.metrics, args, watch=watch, error=exc)
+        elif args.metrics_json:
+            _write_metrics(args.metrics_json, _failed_before_run(exc))
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the sinks were closed at a batch boundary (whole rows, files complete)
+        if watch is not None:
+            _summary(watch.metrics, args, watch=watch, error=KeyboardInterrupt("interrupted"))
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()  # `asaql run ... | head`: the reader has all it wanted
+        return 0
     _summary(result.metrics, args, watch=watch)
     return 0
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's final flush
+    does not print "Exception ignored ... BrokenPipeError"."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _failed_before_run(exc: AsaqlError) -> dict[str, Any]:
+    from asaql.cli.progress import summary
+    from asaql.exec.operator import Metrics
+
+    return summary(Metrics(), error=exc)
+
+
+def _write_metrics(path: str, data: dict[str, Any]) -> bool:
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    except OSError as exc:
+        print(f"error: cannot write --metrics-json {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -234,11 +298,9 @@ def _summary(metrics: Any, args: argparse.Namespace, *, watch: Any = None,
     data = summary(metrics, elapsed=watch.elapsed if watch is not None else None, error=error,
                    ctx=watch.ctx if watch is not None else None)
     if args.metrics_json:
-        try:
-            Path(args.metrics_json).write_text(json.dumps(data, indent=2, default=str) + "\n")
-        except OSError as exc:
-            print(f"error: cannot write {args.metrics_json}: {exc.strerror}", file=sys.stderr)
-    if args.quiet or (error is not None and not args.verbose):
+        _write_metrics(args.metrics_json, data)
+    interrupted = isinstance(error, KeyboardInterrupt)
+    if args.quiet or (error is not None and not interrupted and not args.verbose):
         return
     for line in summary_lines(data, verbose=args.verbose):
         print(line, file=sys.stderr)

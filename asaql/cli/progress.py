@@ -11,7 +11,7 @@
 ``--metrics-json FILE`` document (every key always present)::
 
     {
-      "status": "ok",                 # or "failed" (then "error" holds the message)
+      "status": "ok",                 # "failed" (then "error" holds the message), "interrupted" (Ctrl-C)
       "error": null,
       "elapsed_seconds": 0.41,
       "events_in": {"events": 40, "devices": 4},    # per input (reference data included)
@@ -173,9 +173,10 @@ def summary(metrics: Any, *, elapsed: float | None = None, error: BaseException 
     total_out = sum(data["events_out"].values())
     failed_ml = sum(int(e.get("failed_events") or 0) for e in data["endpoints"].values() if isinstance(e, dict))
     wm = _watermark(ctx) if ctx is not None else None
+    status = "ok" if error is None else "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
     return {
-        "status": "failed" if error is not None else "ok",
-        "error": None if error is None else str(getattr(error, "message", error)),
+        "status": status,
+        "error": None if error is None else str(getattr(error, "message", error)) or status,
         "elapsed_seconds": None if elapsed is None else round(elapsed, 3),
         **data,
         "totals": {

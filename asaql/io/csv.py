@@ -6,7 +6,9 @@ is the empty string ``''``, never NULL (there is no NULL in CSV; ``IS NULL`` is 
 column the file does not have). A duplicate header name makes the file unreadable:
 ``DataError(code='InvalidHeader')`` goes to ``on_error`` and, when the handler returns, the input
 yields no events. A row with the wrong number of fields is a ``DataError(code='InvalidData')``
-with its line number, and is skipped. The delimiter is sniffed from the header among ``, ; TAB |``
+with its line number, and is skipped; so is a row holding a value that is not UTF-8 text
+(named by its position among the rows, ``event N``, and its field). Blank lines before the
+header are skipped. The delimiter is sniffed from the header among ``, ; TAB |``
 (ASA lets an input choose one of them). Values may be quoted and hold newlines.
 
 Output: the header comes from the first batch (later batches are aligned to it: missing columns
@@ -68,6 +70,7 @@ class CsvSource:
         self.block_bytes = block_bytes
         self._stream = stream
         self._owned: Any = None
+        self._dropped = 0  # rows of the last batch dropped as not UTF-8
 
     def _shown_path(self) -> str:
         return "<stdin>" if self.path == "-" else self.path
@@ -94,10 +97,13 @@ class CsvSource:
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         f = self._open()
-        first = f.readline() if hasattr(f, "readline") else b""
-        if first.startswith(_BOM):
-            first = first[3:]
-        text = first.decode("utf-8", "replace").rstrip("\r\n")
+        first, header_line = self._header(f)
+        try:
+            text = first.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            self._error(f"the CSV header is not UTF-8 text (byte 0x{first[exc.start]:02x})",
+                        "InvalidHeader", header_line)
+            return
         if not text.strip():
             return
         delimiter = _sniff_delimiter(text)
@@ -114,7 +120,7 @@ class CsvSource:
         pending: list[BaseException] = []
 
         def invalid_row(row: Any) -> str:
-            line = None if row.number is None else row.number + 1  # +1: the header line
+            line = None if row.number is None else row.number + header_line
             try:
                 self._error(f"CSV row has {row.actual_columns} fields, the header has "
                             f"{row.expected_columns}", "InvalidData", line)
@@ -130,14 +136,18 @@ class CsvSource:
             parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                             invalid_row_handler=invalid_row),
             convert_options=pcsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                # bytes first: a value that is not UTF-8 is then one bad event, not a bad file
+                column_types={n: pa.binary() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
                 include_columns=wanted or names[:1],
             ),
         )
+        seen = 0  # rows read so far: a row that is not UTF-8 is named by its position
         try:
             for batch in reader:
+                batch = self._to_text(batch, seen)
+                seen += batch.num_rows + self._dropped
                 if not wanted:
                     batch = batch.select([])
                 for start in range(0, batch.num_rows, self.batch_rows):
@@ -148,6 +158,43 @@ class CsvSource:
             self._error(f"unreadable CSV: {exc}", "InvalidData")
         if pending:
             raise pending[0]
+
+    def _header(self, f: Any) -> tuple[bytes, int]:
+        """The header row (BOM removed) and its line number: blank lines before it are skipped."""
+        line = 0
+        while True:
+            first = f.readline() if hasattr(f, "readline") else b""
+            line += 1
+            if line == 1 and first.startswith(_BOM):
+                first = first[3:]
+            if not first or first.strip():
+                return first, line
+
+    def _to_text(self, batch: pa.RecordBatch, seen: int) -> pa.RecordBatch:
+        """The batch's byte columns as strings. A row holding a value that is not UTF-8 is
+        reported (its position among the file's rows, and the field) and dropped."""
+        self._dropped = 0
+        try:
+            return pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in batch.columns],
+                                              names=batch.schema.names)
+        except pa.ArrowInvalid:
+            pass
+        bad: set[int] = set()
+        for name, col in zip(batch.schema.names, batch.columns, strict=True):
+            for row, value in enumerate(col.to_pylist()):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    if row not in bad:
+                        bad.add(row)
+                        self.on_error(DataError("CSV value is not UTF-8 text", input_name=self.name,
+                                                path=self._shown_path(), event=seen + row + 1,
+                                                field_name=name, code="InvalidData"))
+        keep = pa.array([row not in bad for row in range(batch.num_rows)])
+        self._dropped = len(bad)
+        kept = batch.filter(keep)
+        return pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in kept.columns],
+                                          names=kept.schema.names)
 
 
 def _variant_csv(value: Any) -> str | None:

@@ -1,7 +1,8 @@
 """Parquet input and output.
 
 Input: ``pyarrow.parquet`` ``iter_batches`` with the requested columns pushed down (matched
-case-insensitively). Column types are brought to asaql's: integers -> int64, float32/decimal ->
+case-insensitively). A file that is not Parquet stops the job with a :class:`DataError` naming
+it (there is no event to skip). Column types are brought to asaql's: integers -> int64, float32/decimal ->
 float64, timestamps/dates -> ``timestamp[us, UTC]``, dictionary columns decoded. A column written
 by asaql as a Variant (field metadata ``asaql.type = variant``) comes back as a Variant.
 
@@ -70,9 +71,9 @@ class ParquetSource:
         try:
             self._file = pq.ParquetFile(self.path)
         except (pa.ArrowInvalid, OSError) as exc:
-            self.on_error(DataError(f"unreadable Parquet file: {exc}", input_name=self.name,
-                                    path=self.path, code="InvalidData"))
-            return
+            # the whole input is unreadable: no event to skip, so the job stops
+            raise DataError(f"not a readable Parquet file: {exc}", input_name=self.name,
+                            path=self.path, code="InvalidData") from exc
         schema = self._file.schema_arrow
         wanted = match_columns(schema.names, columns)
         read = wanted if wanted else schema.names[:1]

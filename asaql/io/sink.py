@@ -12,11 +12,19 @@ datetimes ``2024-05-14T12:00:10.0000000Z``, bit -> true/false, records/arrays ->
 ``Record`` / ``Array``), NULL -> ``null`` (CSV: empty), Variant values -> their JSON text.
 
 :class:`TableSink` renders rows on a terminal with ``rich``; :class:`MemorySink` keeps them.
+
+Ctrl-C and sinks: inside :func:`interrupts_deferred` (the CLI's run), a SIGINT that arrives
+while a sink writes or closes (:func:`shielded`) is held until that write is done, so files
+and stdout end on a whole row; a second Ctrl-C while one is held interrupts at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import IO, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -26,7 +34,7 @@ from asaql.io.formats import CSV, JSON, PARQUET, detect_format, json_text
 from asaql.io.memory import MemorySink
 from asaql.types import is_variant
 
-__all__ = ["MemorySink", "Sink", "TableSink", "open_sink"]
+__all__ = ["MemorySink", "Sink", "TableSink", "interrupts_deferred", "open_sink", "shielded"]
 
 
 @runtime_checkable
@@ -38,30 +46,118 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class _Deferral:
+    """The state of Ctrl-C handling (signals only reach the main thread)."""
+
+    installed = False
+    depth = 0  # sinks writing or closing right now
+    pending = False  # a Ctrl-C arrived during a write and is held
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    if _Deferral.depth and not _Deferral.pending:
+        _Deferral.pending = True
+        return
+    _Deferral.pending = False
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives during a sink's write or close until it is done (then raise
+    KeyboardInterrupt). Does nothing off the main thread or when SIGINT is not Python's."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    _Deferral.installed, _Deferral.pending = True, False
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _Deferral.installed, _Deferral.pending = False, False
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Run a sink write or close whole: a Ctrl-C during it is raised when it ends."""
+    _Deferral.depth += 1
+    try:
+        yield
+    finally:
+        _Deferral.depth -= 1
+        if not _Deferral.depth and _Deferral.pending:
+            _Deferral.pending = False
+            raise KeyboardInterrupt
+
+
 def open_sink(name: str, path: str, *, format: str | None = None) -> Sink:  # noqa: A002
-    """Open the output ``name`` at ``path`` ('-' is stdout), creating its folder if needed."""
+    """Open the output ``name`` at ``path`` ('-' is stdout), creating its folder if needed.
+    A place that cannot be written is a :class:`ConfigError` naming the output and the path."""
     fmt = detect_format(path, format)
+    if fmt == PARQUET and path == "-":
+        raise ConfigError(f"output '{name}': Parquet cannot be written to stdout",
+                          help=f"give a file: --output {name}=PATH.parquet")
     if path != "-":
         import os
 
+        if os.path.isdir(path):
+            raise ConfigError(f"output '{name}': {path} is a folder; give a file name")
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"output '{name}': cannot create the folder {folder}: {exc.strerror}") from exc
+    try:
+        return _make_sink(name, path, fmt)
+    except OSError as exc:
+        raise ConfigError(f"output '{name}': cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _probe_writable(path: str) -> None:
+    import os
+
+    existed = os.path.exists(path)
+    with open(path, "ab"):
+        pass
+    if not existed:
+        os.remove(path)
+
+
+class _WholeWrites:
+    """Standard output that writes every byte it is given. A signal that arrives while a
+    write blocks on a pipe (a Ctrl-C held by :func:`shielded`) makes ``BufferedWriter.write``
+    return after part of the data; the rest would be lost."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += self._stream.write(view[done:]) or 0
+        return done
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _make_sink(name: str, path: str, fmt: str) -> Sink:
+    stream = _WholeWrites(sys.stdout.buffer) if path == "-" else None
     if fmt == JSON:
         from asaql.io.jsonl_sink import JsonLinesSink
 
-        return JsonLinesSink(name, path)
+        return JsonLinesSink(name, path, stream=stream)  # type: ignore[arg-type]
     if fmt == CSV:
         from asaql.io.csv import CsvSink
 
-        return CsvSink(name, path)
+        return CsvSink(name, path, stream=stream)  # type: ignore[arg-type]
     if fmt == PARQUET:
-        if path == "-":
-            raise ConfigError(f"output '{name}': Parquet cannot be written to stdout")
         from asaql.io.parquet import ParquetSink
 
+        _probe_writable(path)  # the file is written at close: fail now, not after the run
         return ParquetSink(name, path)
     raise ConfigError(f"output '{name}': unsupported format {fmt}")  # pragma: no cover
 

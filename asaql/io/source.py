@@ -68,6 +68,8 @@ def open_source(
         raise ConfigError(f"input '{name}': file not found: {path}")
     if path != "-" and os.path.isdir(path):
         raise ConfigError(f"input '{name}': {path} is a directory, not a file")
+    if path != "-":
+        _check_readable(name, path)
     if follow and (fmt != JSON or reference):
         raise ConfigError(f"input '{name}': follow mode needs a JSON lines stream input")
     if fmt == JSON:
@@ -85,3 +87,21 @@ def open_source(
 
         return ParquetSource(name, path, on_error=on_error, batch_rows=batch_rows)
     raise ConfigError(f"input '{name}': unsupported format {fmt}")  # pragma: no cover
+
+
+def _check_readable(name: str, path: str) -> None:
+    """A regular file is opened once, so that one that cannot be read (permissions) is a
+    :class:`ConfigError` naming the input now rather than a failure inside a reader. Pipes and
+    devices (``<(zcat x.gz)``, ``/dev/stdin``) are left alone: opening one may consume it."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"input '{name}': {path} is not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"input '{name}': cannot read {path}: {exc.strerror or exc}") from exc

@@ -296,3 +296,19 @@ def test_test_config_hand_edits(tmp_path: Path) -> None:
     config.write_text(json.dumps({"TestCases": [case]}))
     with pytest.raises(ConfigError, match="still the placeholder 'Required'"):
         load_test_config(config)
+
+
+def test_run_takes_a_manifest_in_any_case_and_the_local_run_output_flag(tmp_path: Path) -> None:
+    # `asaql run path/AsaProj.json --outputPath DIR`, as the VS Code local run spells them
+    import shutil
+
+    from asaql.cli.main import main
+
+    project = tmp_path / "proj"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "projects" / "hello_world", project)
+    manifest = next(p for p in project.iterdir() if p.name.lower() == "asaproj.json")
+    renamed = manifest.with_name("AsaProj.json")
+    manifest.rename(renamed)
+    out = tmp_path / "out"
+    assert main(["run", str(renamed), "--outputPath", str(out), "--quiet"]) == 0
+    assert any(out.rglob("*.json"))
