@@ -60,6 +60,14 @@ def to_struct(batch: pa.RecordBatch) -> pa.Array:
     return pa.StructArray.from_arrays(batch.columns, names=batch.schema.names)
 
 
+def _rebuilt(raw: pa.RecordBatch, arrays: list[pa.Array], names: list[str]) -> pa.RecordBatch:
+    """``raw`` with its columns replaced, keeping its row count even with no columns (events
+    that hold none of the fields the query reads are still events)."""
+    if not arrays:
+        return raw
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
 def _place_of(raw: pa.RecordBatch) -> tuple[str, np.ndarray] | None:
     """(file, line of each row) when the reader says where the batch's events are."""
     from asaql.io.jsonl import LINE_KEY, LINES_KEY, PATH_KEY
@@ -352,7 +360,7 @@ class ScanOperator:
                 f"value {value!r} cannot be converted to {type_name} (TypeConversionError)",
                 input_name=self.node.input_name, **self._where(events[row]), field_name=col_name,
                 code="TypeConversionError"))
-        out = pa.RecordBatch.from_arrays(arrays, names=names)
+        out = _rebuilt(raw, arrays, names)
         if pc.all(keep).as_py():
             return out, events
         return out.filter(keep), events[np.asarray(keep)]
@@ -368,7 +376,7 @@ class ScanOperator:
             idx = lowered[ENQUEUED.lower()]
             if not pa.types.is_timestamp(arrays[idx].type):
                 arrays[idx] = cast(arrays[idx], "datetime", try_=True)
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        return _rebuilt(raw, arrays, names)
 
     def _timestamps(self, row: pa.RecordBatch, raw: pa.RecordBatch) -> pa.Array:
         """Event time: TIMESTAMP BY, else arrival time (EventEnqueuedUtcTime), else the time the

@@ -151,13 +151,17 @@ def _has_float(t: pa.DataType) -> bool:
 
 
 def _huge(arr: pa.Array) -> bool:
+    """A float no JSON text of an ASA value means (beyond int64, as pyarrow reads a too-large
+    integer; +-Infinity) or a NaN literal: the chunk goes to the strict reader, which reports it."""
     t = arr.type
     if pa.types.is_floating(t):
         if arr.null_count == len(arr):
             return False
-        mm = pc.min_max(arr)
+        mm = pc.min_max(arr)  # skips NaN: looked for apart
         lo, hi = mm["min"].as_py(), mm["max"].as_py()
-        return lo is not None and (lo <= -_HUGE or hi >= _HUGE)
+        if lo is not None and (lo <= -_HUGE or hi >= _HUGE):
+            return True
+        return bool(pc.any(pc.is_nan(arr)).as_py())  # a NaN literal: not JSON, reported
     if pa.types.is_struct(t):
         return any(_huge(c) for f, c in zip(t, arr.flatten(), strict=True) if _has_float(f.type))
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -258,6 +262,23 @@ def _count_lines(block: Chunk) -> int:
     return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
 
 
+def _is_utf8(block: Chunk) -> bool:
+    """Whether ``block`` is valid UTF-8 (all-ASCII, the common case, is told by one numpy
+    pass; anything else is decoded)."""
+    import codecs
+
+    import numpy as np
+
+    raw = np.frombuffer(block, dtype=np.uint8)
+    if not len(raw) or int(raw.max()) < 0x80:
+        return True
+    try:
+        codecs.utf_8_decode(block, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _lead(chunk: Chunk) -> bytes:
     """The chunk's first non-whitespace byte (empty when it is all whitespace)."""
     view = memoryview(chunk)
@@ -304,6 +325,9 @@ class _ChunkParser:
         0-based line in the chunk (the file line is known only in order, on the reading
         thread), with the chunk's newline count."""
         nlines = _count_lines(chunk)
+        if not _is_utf8(chunk):  # Arrow's reader does not check: the strict reader reports it
+            data, problems = self._slow(chunk)
+            return data, problems, nlines
         table = None
         if self.started:
             try:
