@@ -236,16 +236,22 @@ class AnalyticCalls:
                  when: bx.BoundExpr | None, duration: int, binder: ExprBinder, text: str) -> AnalyticCall:
         function, nargs = _ANOMALY[name]
         _arity(node, nargs, nargs)
+        if node.over is not None and node.over.order_by:
+            raise BindError(f"{node.name} takes no ORDER BY in OVER (only PARTITION BY, "
+                            "LIMIT DURATION and WHEN)", span=node.over.order_by[0].span,
+                            code="not_supported")
         value = binder.bind(node.args[0])
         if isinstance(value, bx.StarExpr):
             raise BindError(f"{node.name} needs a number, not *", span=node.args[0].span, code="bad_argument")
         confidence = _const_number(node.args[1], "the confidence")
         if not 1 <= confidence <= 100:
-            raise BindError("the confidence must be between 1 and 100", span=node.args[1].span,
+            raise BindError(f"the confidence must be between 1 and 100, got {confidence:g}",
+                            span=node.args[1].span,
                             code="bad_argument")
         history = _const_int(node.args[2], "the history size")
         if history < 2:
-            raise BindError("the history size must be at least 2", span=node.args[2].span,
+            raise BindError(f"the history size must be at least 2, got {history}",
+                            span=node.args[2].span,
                             code="bad_argument")
         params: tuple[object, ...] = (confidence, history)
         if function == "spikeanddip":
