@@ -93,7 +93,10 @@ def is_complete(text: str) -> bool:
     * a statement ending with ``;`` (outside strings and comments) is complete;
     * a blank last line completes a statement that is closed: no open string, bracketed name,
       comment or parenthesis, and it does not end with a comma, an operator or a keyword
-      that needs more (``WHERE``, ``AND``, ``FROM`` ...).
+      that needs more (``WHERE``, ``AND``, ``FROM`` ...);
+    * two blank lines in a row complete anything outside a string, bracketed name or block
+      comment, so a statement that is still missing something shows its error instead of
+      waiting for more lines.
 
     Pure: no I/O, no parser; the REPL and the piped reader both call it.
 
@@ -101,6 +104,8 @@ def is_complete(text: str) -> bool:
     (True, True, False)
     >>> is_complete("SELECT 'a;b' FROM t"), is_complete("SELECT 'a\\n"), is_complete("")
     (False, False, False)
+    >>> is_complete("SELECT a,\\n\\n"), is_complete("SELECT 'a,\\n\\n")
+    (True, False)
     """
     stripped = text.strip()
     if not stripped:
@@ -115,9 +120,11 @@ def is_complete(text: str) -> bool:
         return False
     if last.text == ";":
         return True
-    _, newline, last_line = text.rpartition("\n")
-    if not newline or last_line.strip():
+    lines = text.split("\n")
+    if len(lines) < 2 or lines[-1].strip():
         return False
+    if len(lines) > 2 and not lines[-2].strip():
+        return True  # two blank lines: run it, whatever it lacks
     depth = sum(1 if t.text == "(" else -1 if t.text == ")" else 0 for t in tokens)
     if depth > 0:
         return False

@@ -78,6 +78,7 @@ class Repl:
         self.done = False
         self.failures = 0
         self._schemas: dict[str, pa.Schema | None] = {}
+        self._skipped = 0  # malformed events in the last read_first
 
     # ------------------------------------------------------------------ output helpers
 
@@ -90,6 +91,7 @@ class Repl:
     def error(self, exc: BaseException, source: str | None = None) -> None:
         self.failures += 1
         if isinstance(exc, AsaqlError):
+            exc.help = _repl_hint(exc.help)
             use = source if (isinstance(exc, QueryError) or exc.span.is_known) else None
             text = exc.render(use, "query")
         else:  # never a traceback: name the bug instead
@@ -129,6 +131,9 @@ class Repl:
                   quiet: bool = False) -> None:
         if path != "-" and not Path(path).expanduser().exists():
             raise ConfigError(f"input '{name}': file not found: {path}")
+        if path != "-" and Path(path).expanduser().is_dir():
+            raise ConfigError(f"input '{name}': {path} is a folder, not a file",
+                              help="give one data file (.jsonl, .json, .csv or .parquet)")
         path = str(Path(path).expanduser()) if path != "-" else path
         if format:
             from asaql.io.formats import detect_format
@@ -139,7 +144,27 @@ class Repl:
         self._schemas.pop(name.lower(), None)
         self.session.add_input(name, path, format=format, reference=reference)
         if not quiet:
-            self.note(f"{ref.kind} input {name} = {path}")
+            self.note(f"{ref.kind} input {name} = {path}{self._peek(name)}")
+
+    def _peek(self, name: str) -> str:
+        """A first look at a new input, for its note: how many fields, or why it cannot be read."""
+        if self.inputs[name.lower()].path == "-":
+            return ""
+        try:
+            table = self.read_first(name, SCHEMA_ROWS)
+        except (AsaqlError, OSError, pa.ArrowException) as exc:
+            self._schemas[name.lower()] = None
+            return f" (cannot read it yet: {getattr(exc, 'message', exc)})"
+        self._schemas[name.lower()] = table.schema
+        if not table.num_rows and self._skipped:
+            from asaql.io.formats import detect_format
+
+            ref = self.inputs[name.lower()]
+            return (f" (no event could be read as {ref.format or detect_format(ref.path)}:"
+                    f" .input {name} PATH --format csv|json|parquet reads it another way)")
+        if not table.num_rows:
+            return " (no events in it)"
+        return f" ({len(table.schema)} field(s): .schema {name} shows them)"
 
     def _input(self, name: str) -> InputRef:
         ref = self.inputs.get(name.lower())
@@ -173,6 +198,7 @@ class Repl:
                 count += batches[-1].num_rows
         finally:
             source.close()
+        self._skipped = len(skipped)
         if skipped:
             self.note(f"{len(skipped)} malformed event(s) skipped in {ref.name}: {skipped[0].message}")
         return _to_table(batches) if batches else pa.table({})
@@ -224,7 +250,12 @@ class Repl:
     # ------------------------------------------------------------------ queries
 
     def explain(self, query: str) -> None:
-        job = self.session.compile(query, open_catalog=True)
+        query = _query_text(query)
+        try:
+            job = self.session.compile(query, open_catalog=not self.inputs)
+        except AsaqlError as exc:  # carets under the query, as when it runs
+            self.error(exc, query)
+            return
         self.say(job.explain())
 
     def run_query(self, text: str) -> None:
@@ -270,8 +301,6 @@ class Repl:
 
     def _show(self, results: dict[str, tuple[list[pa.RecordBatch], int]], elapsed: float, *,
               limit: int, titled: bool = True) -> None:
-        from asaql.io.sink import TableSink
-
         if self.output_format != "table":
             for name, (batches, _) in results.items():
                 sink = self._stream_sink(name, len(results) > 1)
@@ -279,17 +308,19 @@ class Repl:
                     sink.write(b)
                 sink.close()
         for name, (batches, total) in results.items():
+            hidden = ""
             if self.output_format == "table":
-                view = TableSink(name if titled else "", max_rows=limit, console=self.out)
-                for b in batches:
-                    view.write(b)
-                if view._columns:  # noqa: SLF001 - nothing to draw without a column
-                    self.out.print(view.render())
+                table, shown_cols, all_cols = result_table(name if titled else "", batches, limit, self.out.width)
+                if table is not None:
+                    self.out.print(table)
+                if shown_cols < all_cols:
+                    hidden = (f"; {shown_cols} of {all_cols} columns fit the terminal"
+                              " (.output json shows them all)")
             shown = min(total, limit)
             note = _count_note(name if titled and len(results) > 1 else None, total, elapsed)
             if self.output_format == "table" and total > shown:
                 note += f"; showing the first {shown} (.maxrows N to change)"
-            self.note(note)
+            self.note(note + hidden)
 
     # ------------------------------------------------------------------ save
 
@@ -315,6 +346,59 @@ class _Tagged:
 
     def close(self) -> None:
         self.inner.close()
+
+
+_MAX_FIT_WIDTH = 40  # a wider column still counts as this wide when choosing what fits
+
+
+def result_table(title: str, batches: list[pa.RecordBatch], limit: int, width: int) -> tuple[Any, int, int]:
+    """The first ``limit`` rows as a rich table, and how many of the columns it shows.
+
+    Cells are plain text (a value like ``[red]`` is shown as typed, never read as markup),
+    NULL is dimmed, records and arrays show as JSON. When the columns cannot all fit in
+    ``width`` the leading ones that do are kept and a last ``…`` column stands for the rest.
+    Returns ``(None, 0, 0)`` when there is no column to draw.
+    """
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    from asaql.io.sink import cell_text  # the same cell text as asaql run's table
+
+    columns: dict[str, list[Text | None]] = {}
+    count = 0
+    for batch in batches:
+        batch = batch.slice(0, max(0, limit - count))
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            texts = cell_text(array)
+            nulls = array.is_null().to_pylist() if array.null_count else [False] * len(array)
+            cells = columns.setdefault(name, [None] * count)
+            cells += [Text("NULL", style="dim italic") if null else Text(t) for t, null in zip(texts, nulls, strict=True)]
+        count += batch.num_rows
+        for cells in columns.values():
+            cells += [None] * (count - len(cells))
+    if not columns:
+        return None, 0, 0
+    names = list(columns)
+    widths = [min(max([cell_len(n)] + [c.cell_len for c in columns[n] if c is not None]), _MAX_FIT_WIDTH) + 3
+              for n in names]  # + padding and a border
+    keep = len(names)
+    if 1 + sum(widths) > width:
+        budget, used, keep = width - 1 - 4, 0, 0  # 4: the "…" column
+        for w in widths:
+            if used + w > budget:
+                break
+            used, keep = used + w, keep + 1
+        keep = max(1, keep)
+    table = Table(title=Text(title) if title else None, show_lines=False)
+    for name in names[:keep]:
+        table.add_column(Text(name), overflow="fold")
+    if keep < len(names):
+        table.add_column("…", no_wrap=True)
+    for row in range(count):
+        cells = [columns[name][row] or Text("") for name in names[:keep]]
+        table.add_row(*cells, *([Text("…", style="dim")] if keep < len(names) else []))
+    return table, keep, len(names)
 
 
 def _count_note(name: str | None, total: int, elapsed: float) -> str:
@@ -347,6 +431,21 @@ def _type_label(t: pa.DataType) -> str:
     if name == "any":
         return "any (mixed types)"
     return name
+
+
+#: the library's hints name command-line options; in the REPL the dot-commands do the same
+_REPL_HINTS = (
+    ("declare it with --input NAME=PATH", "add it with .input NAME PATH (--ref for reference data)"),
+    ("declare it with --function NAME=FILE", "declare it with .function NAME FILE"),
+    ("declare it with --ml NAME=", "declare it with .ml NAME FILE"),
+)
+
+
+def _repl_hint(hint: str | None) -> str | None:
+    for prefix, replacement in _REPL_HINTS:
+        if hint and hint.startswith(prefix):
+            return replacement
+    return hint
 
 
 def _query_text(text: str) -> str:
@@ -512,10 +611,15 @@ def words(repl: Repl) -> Any:
 
 
 def _paths(prefix: tuple[str, ...], t: pa.DataType) -> list[tuple[str, ...]]:
+    """Every field path under ``prefix``; the records in an array go under ``ARRAY_ITEM``."""
+    from asaql.cli.completion import ARRAY_ITEM
+
     out = [prefix]
     if pa.types.is_struct(t):
         for child in t:
             out += _paths(prefix + (child.name,), child.type)
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        out += _paths(prefix + (ARRAY_ITEM,), t.value_type)
     return out
 
 

@@ -93,6 +93,17 @@ def _need(args: list[str], n: int, cmd: str) -> None:
         raise UsageError(f"{cmd} needs {c.usage or 'no arguments'}", help=f"usage: {c.synopsis}")
 
 
+def _count(text: str, cmd: str) -> int:
+    """A row count argument: a whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError as exc:
+        raise UsageError(f"{cmd}: N must be a number, got {text!r}", help=f"usage: {COMMANDS[cmd].synopsis}") from exc
+    if n < 1:
+        raise UsageError(f"{cmd}: N must be at least 1, got {n}", help=f"usage: {COMMANDS[cmd].synopsis}")
+    return n
+
+
 # --------------------------------------------------------------------------- the commands
 
 
@@ -153,13 +164,8 @@ def _schema(repl: Repl, args: list[str], rest: str) -> None:
 @command(".sample", "NAME [N]", "show the first N events of an input (default 10)")
 def _sample(repl: Repl, args: list[str], rest: str) -> None:
     _need(args, 1, ".sample")
-    n = 10
-    if len(args) > 1:
-        try:
-            n = int(args[1])
-        except ValueError as exc:
-            raise UsageError(f".sample: N must be a number, got {args[1]!r}") from exc
-    repl.show_sample(args[0], max(0, n))
+    n = _count(args[1], ".sample") if len(args) > 1 else 10
+    repl.show_sample(args[0], n)
 
 
 @command(".explain", "QUERY", "show the logical, optimized and physical plans of a query")
@@ -185,10 +191,7 @@ def _output(repl: Repl, args: list[str], rest: str) -> None:
 @command(".maxrows", "[N]", "rows shown in a table before truncating (no argument: the current one)")
 def _maxrows(repl: Repl, args: list[str], rest: str) -> None:
     if args:
-        try:
-            repl.max_rows = max(1, int(args[0]))
-        except ValueError as exc:
-            raise UsageError(f".maxrows: N must be a number, got {args[0]!r}") from exc
+        repl.max_rows = _count(args[0], ".maxrows")
     repl.note(f"max rows: {repl.max_rows}")
 
 

@@ -34,7 +34,7 @@ from asaql.io.formats import CSV, JSON, PARQUET, detect_format, json_text
 from asaql.io.memory import MemorySink
 from asaql.types import is_variant
 
-__all__ = ["MemorySink", "Sink", "TableSink", "interrupts_deferred", "open_sink", "shielded"]
+__all__ = ["MemorySink", "Sink", "TableSink", "cell_text", "interrupts_deferred", "open_sink", "shielded"]
 
 
 @runtime_checkable
@@ -162,7 +162,7 @@ def _make_sink(name: str, path: str, fmt: str) -> Sink:
     raise ConfigError(f"output '{name}': unsupported format {fmt}")  # pragma: no cover
 
 
-def _cell_text(arr: pa.Array) -> list[str]:
+def cell_text(arr: pa.Array) -> list[str]:
     """Display text of each value: strings bare, NULL as 'NULL', the rest as their JSON text."""
     t = arr.type
     text = json_text(arr).to_pylist()
@@ -217,18 +217,19 @@ class TableSink:
         for name in batch.schema.names:
             if name not in self._columns:
                 self._columns.append(name)
-        cols = {n: _cell_text(c) for n, c in zip(batch.schema.names, batch.columns, strict=True)}
+        cols = {n: cell_text(c) for n, c in zip(batch.schema.names, batch.columns, strict=True)}
         for i in range(batch.num_rows):
             self._rows.append({n: v[i] for n, v in cols.items()})
 
     def render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self.name, show_lines=False)
+        table = Table(title=Text(self.name), show_lines=False)
         for name in self._columns:
-            table.add_column(name, overflow="fold")
-        for row in self._rows:
-            table.add_row(*(row.get(n, "") for n in self._columns))
+            table.add_column(Text(name), overflow="fold")
+        for row in self._rows:  # values as plain text: '[b]' in the data is not rich markup
+            table.add_row(*(Text(row.get(n, "")) for n in self._columns))
         return table
 
     def close(self) -> None:

@@ -464,3 +464,20 @@ def test_broken_pipe_is_quiet(folder: Path) -> None:
                          shell=True, cwd=folder, capture_output=True, timeout=120)
     assert res.stdout.decode().splitlines() == ['{"deviceId":"d0","temperature":31}']
     assert b"Traceback" not in res.stderr and b"BrokenPipe" not in res.stderr and b"Exception" not in res.stderr
+
+
+def test_table_output_shows_markup_like_values_as_text() -> None:
+    # values that look like rich markup are data: shown as written, never a crash
+    import io
+
+    import pyarrow as pa
+    from rich.console import Console
+
+    from asaql.io.sink import TableSink
+
+    sink = TableSink("out")
+    sink.write(pa.record_batch({"u": ["[/]", "[bold]x", "plain"]}))
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    console.print(sink.render())
+    shown = console.file.getvalue()
+    assert "[/]" in shown and "[bold]x" in shown and "plain" in shown
