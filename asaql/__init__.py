@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asaql.config import Options
 from asaql.errors import (
@@ -27,7 +28,10 @@ from asaql.errors import (
     QueryError,
     Span,
 )
-from asaql.session import Job, RunResult, Session
+from asaql.session import InputData, Job, ResultStream, RunResult, Session
+
+if TYPE_CHECKING:
+    from asaql.sql.ast import Script
 
 __all__ = [
     "AsaqlError",
@@ -38,38 +42,58 @@ __all__ = [
     "Diagnostic",
     "EndpointError",
     "ExecutionError",
+    "InputData",
     "InternalError",
     "Job",
     "Options",
     "QueryError",
+    "ResultStream",
     "RunResult",
     "Session",
     "Span",
     "compile",
     "parse",
     "run",
+    "udf",
 ]
 
 __version__ = "0.1.0"
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def parse(text: str) -> Any:
-    """Parse SAQL text into an AST (``asaql.sql.ast.Script``)."""
+
+def parse(text: str) -> Script:
+    """Parse SAQL text into an AST (``asaql.sql.ast.Script``); raises ``AsaqlSyntaxError``."""
     from asaql.sql.parser import parse as _parse
 
     return _parse(text)
 
 
-def compile(  # noqa: A001 - the natural name for "compile a query"
+def compile(
     text: str,
     *,
-    inputs: dict[str, Any] | None = None,
-    references: dict[str, Any] | None = None,
-    functions: dict[str, Any] | None = None,
+    inputs: Mapping[str, InputData] | None = None,
+    references: Mapping[str, InputData] | None = None,
+    functions: Mapping[str, Any] | None = None,
     options: Options | None = None,
+    **settings: Any,
 ) -> Job:
-    """Compile ``text`` against inputs (paths, pyarrow tables or lists of dicts)."""
-    session = Session(options)
+    """Compile ``text`` into a :class:`Job` that runs any number of times.
+
+    Args:
+        text: the query.
+        inputs: stream inputs by name (what ``Session.add_input`` takes: paths, pyarrow
+            tables, lists of dicts, iterators).
+        references: reference data by name.
+        functions: ``udf.<name>`` functions by name (what ``Session.add_function`` takes).
+        options: run options; ``settings`` are Options fields that override them
+            (``batch_size=``, ``job_config=``, ``on_data_error=``, ``clock=``, ...).
+
+    Raises:
+        QueryError: the query is wrong (with a span: line and column).
+        ConfigError: an option or a function definition is invalid.
+    """
+    session = Session(options, **settings)
     for name, data in (inputs or {}).items():
         session.add_input(name, data)
     for name, data in (references or {}).items():
@@ -79,6 +103,30 @@ def compile(  # noqa: A001 - the natural name for "compile a query"
     return session.compile(text)
 
 
-def run(text: str, **kwargs: Any) -> RunResult:
-    """Compile and run ``text``; returns one pyarrow Table per output."""
-    return compile(text, **kwargs).run()
+def run(
+    text: str,
+    *,
+    inputs: Mapping[str, InputData] | None = None,
+    references: Mapping[str, InputData] | None = None,
+    functions: Mapping[str, Any] | None = None,
+    options: Options | None = None,
+    sinks: dict[str, Any] | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Compile and run ``text`` (arguments as for :func:`compile`; ``sinks`` as for
+    ``Job.run``); returns one pyarrow Table per output."""
+    job = compile(text, inputs=inputs, references=references, functions=functions, options=options,
+                  **settings)
+    return job.run(sinks)
+
+
+def udf(name: str | None = None, *, batch: bool = True, arrow: bool = False) -> Callable[[F], F]:
+    """Register a Python scoring function as ``python:<name>`` (default: the function's name).
+
+    It receives a list of rows (``batch=False``: one row per call; ``arrow=True``: a pyarrow
+    Table) and returns one result per row. Give it to ``Session.add_function(alias, fn)`` or
+    as ``"python:<name>"``; see :mod:`asaql.ml.python_udf`.
+    """
+    from asaql.ml.python_udf import udf as _udf
+
+    return _udf(name, batch=batch, arrow=arrow)

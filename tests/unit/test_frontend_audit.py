@@ -127,6 +127,7 @@ def test_select_alias_in_where_is_warned_about() -> None:
     session = asaql.Session()
     session.add_input("src", [{"x": 1}])
     warned = session.check("SELECT x * 2 AS d FROM src WHERE d > 1")
-    assert [d.code for d in warned if d.severity == "warning"] == ["alias_in_where"]
+    # (the input's fields are known, so 'd' is also reported as an unknown field)
+    assert "alias_in_where" in [d.code for d in warned if d.severity == "warning"]
     same_field = session.check("SELECT CAST(x AS float) AS x FROM src WHERE x > 1")
     assert not [d for d in same_field if d.code == "alias_in_where"]
