@@ -435,7 +435,7 @@ def _type_label(t: pa.DataType) -> str:
 
 #: the library's hints name command-line options; in the REPL the dot-commands do the same
 _REPL_HINTS = (
-    ("declare it with --input NAME=PATH", "add it with .input NAME PATH (--ref for reference data)"),
+    ("declare it as an input (asaql run: --input", "add it with .input NAME PATH (--ref for reference data)"),
     ("declare it with --function NAME=FILE", "declare it with .function NAME FILE"),
     ("declare it with --ml NAME=", "declare it with .ml NAME FILE"),
 )

@@ -143,3 +143,14 @@ def test_aggregate_in_select_without_window_still_needs_a_window() -> None:
 def test_aggregate_in_having_is_allowed() -> None:
     query = "SELECT k, COUNT(*) AS n FROM s TIMESTAMP BY ts GROUP BY k, TumblingWindow(second, 10) HAVING COUNT(*) > 0"
     _session().compile(query)
+
+
+def test_join_of_an_undeclared_input_names_it() -> None:
+    # an unknown JOIN source is reported as such, not as a stream join missing its bound
+    import asaql
+
+    session = asaql.Session()
+    session.add_input("iot", [{"k": 1}])
+    with pytest.raises(asaql.QueryError) as info:
+        session.compile("SELECT i.k FROM iot i JOIN ref r ON i.k = r.k")
+    assert info.value.code == "unknown_input" and "'ref'" in str(info.value)

@@ -53,7 +53,8 @@ class ScriptContext:
             code="unknown_input",
             help=did_you_mean(name, candidates)
             or (f"known inputs: {', '.join(sorted(candidates))}" if candidates else
-                "declare it with --input NAME=PATH (or --ref for reference data)"),
+                "declare it as an input (asaql run: --input NAME=PATH, or --ref for reference "
+                "data; the library: Session.add_input / add_reference)"),
         )
 
 

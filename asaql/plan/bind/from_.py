@@ -94,7 +94,10 @@ def bind_clause(
 ) -> lp.PlanNode:
     if isinstance(clause, ast.Apply):
         return _apply(clause, node, scope, binder)
-    right = ctx.catalog.input(clause.source.name) if ctx.step(clause.source.name) is None else None
+    step = ctx.step(clause.source.name)
+    right = ctx.catalog.input(clause.source.name) if step is None else None
+    if step is None and right is None and not ctx.catalog.open:  # before any check of the ON
+        raise ctx.unknown_source(clause.source.name, clause.source.span)
     if clause.source.into_schema is not None or (right is not None and right.kind == "ml"):
         return _ml_join(clause, node, scope, ctx, binder)
     if right is not None and right.kind == "reference":

@@ -11,6 +11,7 @@ from asaql.plan import logical as lp
 from asaql.plan.bind import analytic as analytic_
 from asaql.plan.bind import from_, group, temporal
 from asaql.plan.bind.expressions import ExprBinder, Scope, conjuncts
+from asaql.plan.windowing import WindowAggregate
 from asaql.sql import ast
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def bind_select(select: ast.Select, ctx: ScriptContext) -> tuple[lp.PlanNode, li
     node, item_binder = group.bind_group(select, node, scope, ctx, binder)
     items = [_item(item, item_binder, i) for i, item in enumerate(select.items)]
     temporal.check_star(select, items, node)
-    node = _place_udfs(node, udfs.take())
+    node = _place_udfs_of(node, udfs.take())
     _set_error_modes(node, [e for _, e in items])
     names = None if any(isinstance(e, bx.StarExpr) for _, e in items) else [n for n, _ in items]
     root: lp.PlanNode = lp.Project(child=node, exprs=items, span=select.span)
@@ -197,6 +198,19 @@ def _filter_before_scoring(node: lp.Filter) -> lp.PlanNode:
     while below is not None and not isinstance(below, lp.MLScore):
         below = below.inputs[0] if isinstance(below, lp.Filter | lp.Apply) else None
     return push_filter(node) if below is not None else node
+
+
+def _place_udfs_of(node: lp.PlanNode, scores: list[lp.MLScore]) -> lp.PlanNode:
+    """Place the ML calls of the SELECT list and HAVING. In a grouped statement their
+    arguments are events' values (``SUM(udf.f(e))``): the calls go below the window
+    aggregate, whose rows are groups, not events."""
+    agg: lp.PlanNode = node
+    while isinstance(agg, lp.Filter):  # HAVING
+        agg = agg.child
+    if scores and isinstance(agg, WindowAggregate):
+        agg.child = _place_udfs(agg.child, scores)
+        return node
+    return _place_udfs(node, scores)
 
 
 def _place_udfs(node: lp.PlanNode, scores: list[lp.MLScore]) -> lp.PlanNode:
