@@ -28,3 +28,4 @@ def test_wheel_contains_the_grammar(tmp_path: Path) -> None:
         names = zf.namelist()
     assert packaged == (ROOT / "grammar" / "asaql.lark").read_bytes()
     assert "asaql/cli/main.py" in names
+    assert "asaql/py.typed" in names  # the public API's type hints reach users' type checkers
