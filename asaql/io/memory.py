@@ -32,7 +32,8 @@ import pyarrow as pa
 from asaql.io.formats import match_columns, rows_to_batch
 from asaql.types import DATETIME, VARIANT, is_variant, to_python, variant_array
 
-__all__ = ["MemorySink", "MemorySource", "check_events", "concat_batches", "engine_batch", "engine_type"]
+__all__ = ["MemorySink", "MemorySource", "check_events", "concat_batches", "engine_array", "engine_batch",
+           "engine_type"]
 
 
 class MemorySource:
@@ -198,16 +199,18 @@ def engine_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """``batch`` with every column in the engine's types (unchanged when it already is)."""
     if all(engine_type(f.type) == f.type for f in batch.schema):
         return batch
-    arrays = [_engine_array(col) for col in batch.columns]
+    arrays = [engine_array(col) for col in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _engine_array(arr: pa.Array) -> pa.Array:
+def engine_array(arr: pa.Array) -> pa.Array:
+    """``arr`` in the engine's types (nested ones too; a uint64 beyond int64 as the nearest
+    float; anything Arrow cannot cast as a mixed-type column)."""
     target = engine_type(arr.type)
     if target == arr.type:
         return arr
     if pa.types.is_dictionary(arr.type):
-        return _engine_array(arr.dictionary_decode())
+        return engine_array(arr.dictionary_decode())
     try:  # timestamps: ns -> us truncates below a microsecond, as the JSON reader does
         return arr.cast(target, safe=not _has_timestamp(arr.type))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

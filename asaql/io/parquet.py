@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from asaql.errors import DataError
 from asaql.io.formats import json_text, match_columns
-from asaql.types import DATETIME, VARIANT, is_variant
+from asaql.io.memory import engine_array
+from asaql.types import VARIANT, is_variant
 
 __all__ = ["ParquetSink", "ParquetSource"]
 
@@ -32,31 +33,11 @@ ErrorHandler = Callable[[DataError], None]
 _MARK = {b"asaql.type": b"variant"}
 
 
-def _asa_type(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_dictionary(t):
-        return _asa_type(t.value_type)
-    if pa.types.is_integer(t):
-        return pa.int64()
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return pa.float64()
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return DATETIME
-    return t
-
-
 def _normalize(arr: pa.Array, fld: pa.Field) -> pa.Array:
     if fld.metadata and fld.metadata.get(b"asaql.type") == b"variant":
         storage = arr.cast(pa.large_string())
         return pa.ExtensionArray.from_storage(VARIANT, storage)
-    target = _asa_type(arr.type)
-    if target == arr.type:
-        return arr
-    if pa.types.is_date(arr.type):
-        arr = arr.cast(pa.timestamp("us"))
-    try:
-        return arr.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return arr.cast(pa.float64()) if pa.types.is_integer(arr.type) else arr
+    return engine_array(arr)  # the same types as a table given to the library
 
 
 class ParquetSource:

@@ -552,3 +552,27 @@ def test_jsonl_writer_large_batch_in_order(tmp_path: Path, monkeypatch: pytest.M
     lines = path.read_text().splitlines()
     assert len(lines) == n and lines[0] == '{"i":0,"s":"v0"}' and lines[-1] == f'{{"i":{n - 1},"s":"v{n - 1}"}}'
     assert [json.loads(x)["i"] for x in lines] == list(range(n))
+
+
+def test_parquet_types_become_the_engines_nested_and_out_of_range_ones_too(tmp_path: Path) -> None:
+    # uint64 beyond bigint: the nearest float (was a crash); nested small ints: bigint; dates:
+    # datetimes; decimals: floats (the same rules as a table given to the library)
+    import datetime as dt
+    import decimal
+
+    import pyarrow.parquet as pq
+
+    import asaql
+
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({
+        "u": pa.array([1, 2**63 + 5], pa.uint64()),
+        "d": pa.array([dt.date(2024, 5, 14), None], pa.date32()),
+        "rec": pa.array([{"a": 1}, None], pa.struct([("a", pa.int8())])),
+        "dec": pa.array([decimal.Decimal("1.5"), decimal.Decimal("2.25")], pa.decimal128(5, 2)),
+    }), path)
+    rows = asaql.run("SELECT u, GetType(u) AS tu, GetType(d) AS td, GetType(rec.a) AS ta, dec FROM x",
+                     inputs={"x": str(path)}).rows()
+    assert [r["u"] for r in rows] == [1.0, float(2**63 + 5)]
+    assert rows[0]["tu"] == "float" and rows[0]["td"] == "datetime" and rows[0]["ta"] == "bigint"
+    assert [r["dec"] for r in rows] == [1.5, 2.25]
