@@ -6,6 +6,8 @@ answers back on, holding watermarks until every earlier event is answered::
 
     child ──► pending deque: [batch1, wm1, batch2, batch3, wm2] ──► scorer.map(args) (in flight)
                  ▲ popped in order as answers arrive: batch1+answers, wm1, batch2+answers, ...
+                   (a watermark goes to the scorer as an empty chunk: answered, in order, once
+                   every earlier event is)
 
 A large batch goes as pieces of about 8192 rows (whole requests each), each answered piece
 going downstream as its own batch. The argument goes to the scorer as Arrow: requests are
@@ -61,12 +63,14 @@ class MLScoreOperator:
         scorer = Scorer(self.node.spec, transport=transport, on_error="null" if keep_going else "raise")
         self.ctx.metrics.endpoints[self.node.function] = scorer.metrics
         pending: deque[Item] = deque()
-        args: deque[pa.Array] = deque()
+        args: deque[pa.Array | None] = deque()  # None: the marker chunk of a watermark
         try:
             for scored in scorer.map(self._arguments(pending, args)):
-                yield from _release_watermarks(pending)
-                batch = pending.popleft()
                 arg = args.popleft()
+                if arg is None:  # every event before this watermark is answered: pass it on
+                    yield pending.popleft()
+                    continue
+                batch = pending.popleft()
                 assert isinstance(batch, pa.RecordBatch)
                 errors = scored.errors
                 if errors is not None and self.dead_letter is not None:
@@ -77,10 +81,14 @@ class MLScoreOperator:
         finally:
             scorer.close()
 
-    def _arguments(self, pending: deque[Item], args: deque[pa.Array]) -> Iterator[pa.Array]:
+    def _arguments(
+        self, pending: deque[Item], args: deque[pa.Array | None]
+    ) -> Iterator[pa.Array | list[Any]]:
         # runs on the scorer's feeder thread: it pulls the whole upstream pipeline. The
         # argument column goes to the scorer as Arrow (its requests are slices of it), in
-        # pieces of whole requests (see piece_rows)
+        # pieces of whole requests (see piece_rows). A watermark goes as an empty chunk: the
+        # scorer answers it in order, as soon as every earlier event is answered, so a live
+        # input's watermark is released then, not when the next event is scored
         step = piece_rows(self.node.spec.batch_size)
         for item in self.child:
             if isinstance(item, pa.RecordBatch):
@@ -96,7 +104,9 @@ class MLScoreOperator:
                     pending.append(item.slice(start, step))
                     yield piece
             else:
+                args.append(None)
                 pending.append(item)
+                yield []
 
     def _attach(self, batch: pa.RecordBatch, values: list[Any], errors: list[Any] | None) -> pa.RecordBatch:
         names = [n for n in batch.schema.names if n != TS]
@@ -149,11 +159,6 @@ def piece_rows(batch_size: int) -> int:
     a tenth of the run, done after the last answer).
     """
     return batch_size * max(1, PIECE_ROWS // batch_size)
-
-
-def _release_watermarks(pending: deque[Item]) -> Iterator[Item]:
-    while pending and not isinstance(pending[0], pa.RecordBatch):
-        yield pending.popleft()
 
 
 class DeadLetterChannel:

@@ -1,7 +1,10 @@
 """Drive the pull loop: pull every output in turn and hand its batches to its sink.
 
 Outputs are pulled round-robin one batch at a time, so a WITH step shared by several outputs
-only buffers what one reader is ahead of another.
+only buffers what one reader is ahead of another. On a live input a pull may wait for events;
+an idle input's scan repeats its watermark on every idle tick (every poll of a followed file
+or a pipe, every ``None`` of an iterator), so a pull that waits in a window or a join returns
+and the other outputs hand on what they already hold.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
+from asaql.exec.scan import NO_WATERMARK
 
 __all__ = ["pull", "strip_internal"]
 
@@ -33,7 +37,8 @@ def pull(outputs: list[tuple[str, Iterator[Item]]], ctx: ExecContext) -> Iterato
                 continue
             still.append((name, it))
             if isinstance(item, Watermark):
-                marks[id(it)] = item
+                if item.time > NO_WATERMARK.time:
+                    marks[id(it)] = item
                 if len(marks) == len(outputs):
                     ctx.metrics.watermark = min(m.time for m in marks.values())
                 continue

@@ -11,6 +11,7 @@ results as time moves on, not only at its end.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,12 +26,19 @@ from asaql.plan import logical as lp
 from asaql.time.watermark import OrderingPolicy, dt_to_us, ts_to_us, us_to_dt
 from asaql.types import DATETIME, to_python
 
-__all__ = ["ScanOperator", "declared_column", "to_struct"]
+__all__ = ["NO_WATERMARK", "ScanOperator", "declared_column", "to_struct"]
 
 ENQUEUED = "EventEnqueuedUtcTime"
 EARLY_ARRIVAL_US = 5 * 60 * 1_000_000  # ASA's fixed early-arrival window: 5 minutes
 PROCESSED = "EventProcessedUtcTime"
 PARTITION = "PartitionId"
+
+#: What a live input yields on an idle tick (a followed file or a pipe with nothing new, a
+#: library iterator's ``None``) when its watermark has not moved: the last watermark again,
+#: or this one before any (it promises nothing). The runtime pulls one output at a time; an
+#: operator waiting on an idle input would otherwise keep control, and the rows that other
+#: outputs (or other readers of a shared input) already hold would wait for the next event.
+NO_WATERMARK = Watermark(dt.datetime.min.replace(tzinfo=dt.UTC))
 
 #: name -> function(columns) -> batches; given by the session
 SourceFactory = Callable[[str, list[str] | None], Iterator[pa.RecordBatch]]
@@ -168,12 +176,14 @@ class ScanOperator:
         orderer = EventOrderer(policy, keyed=bool(self.node.timestamp_over))
         metrics, name = self.ctx.metrics, self.node.input_name
         last_event = self._wall_us()
+        mark = NO_WATERMARK  # the last watermark handed on; an idle tick repeats it
         for raw in self.open_input(name, self._columns()):
             if not raw.num_rows:  # a live input with nothing new: time may still move
                 released = orderer.idle(self._wall_us() - last_event)
                 yield from released.batches
                 if released.watermark is not None:
-                    yield Watermark(us_to_dt(released.watermark))
+                    mark = Watermark(us_to_dt(released.watermark))
+                yield mark  # moved or not: the runtime gets control back (see NO_WATERMARK)
                 continue
             last_event = self._wall_us()
             metrics.add(metrics.events_in, name, raw.num_rows)
@@ -189,7 +199,8 @@ class ScanOperator:
                 metrics.add(metrics.adjusted, name, released.adjusted)
             yield from released.batches
             if released.watermark is not None:
-                yield Watermark(us_to_dt(released.watermark))
+                mark = Watermark(us_to_dt(released.watermark))
+                yield mark
         yield from orderer.flush()
         yield Watermark.END
 
@@ -204,7 +215,8 @@ class ScanOperator:
         metrics, name = self.ctx.metrics, self.node.input_name
         promised = False
         for raw in self.open_input(name, self._columns()):
-            if not raw.num_rows:
+            if not raw.num_rows:  # a live input with nothing new: hand control back
+                yield Watermark(us_to_dt(dt_to_us(self.ctx.start_time) - 1)) if promised else NO_WATERMARK
                 continue
             metrics.add(metrics.events_in, name, raw.num_rows)
             batch = self._prepare(raw)

@@ -2,7 +2,8 @@
 
 ``SharedStep`` pulls the step's operator tree once and hands each reader its own queue of the
 batches it has not read yet (like ``itertools.tee``); the runtime pulls outputs in turn, so the
-queues stay short. ``StepRead`` re-scopes a step's flat columns under the reader's alias.
+queues stay short (on a live input, with the help of the idle ticks' repeated watermarks: see
+``SharedStep._read``). ``StepRead`` re-scopes a step's flat columns under the reader's alias.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from asaql.exec.operator import TS, Item
+from asaql.exec.operator import TS, Item, Watermark
 from asaql.exec.scan import to_struct
 
 __all__ = ["SharedStep", "step_read"]
@@ -23,6 +24,8 @@ class SharedStep:
         self._source = iter(source)
         self._queues: list[deque[Item]] = []
         self._done = False
+        self._mark: Watermark | None = None  # the last watermark the source gave
+        self._live = False  # the source has repeated a watermark: an idle live input
 
     def reader(self) -> Iterator[Item]:
         queue: deque[Item] = deque()
@@ -30,17 +33,36 @@ class SharedStep:
         return self._read(queue)
 
     def _read(self, queue: deque[Item]) -> Iterator[Item]:
+        # A reader that is ahead would block on a live source while the others still hold
+        # items they have not handed on (the runtime gives each output one item per turn, and
+        # a window takes a batch and its watermark in one turn). So on a live source it hands
+        # back its last watermark instead, as long as the others' queues keep shrinking (they
+        # are being read; if not, their reader is waiting on this one: read the source).
+        last: Watermark | None = None
+        behind = 0  # the others' queued items when this reader last stepped aside
         while True:
             if queue:
-                yield queue.popleft()
+                item = queue.popleft()
+                if isinstance(item, Watermark):
+                    last = item
+                yield item
                 continue
             if self._done:
                 return
+            others = sum(len(q) for q in self._queues)
+            if self._live and last is not None and others and (not behind or others < behind):
+                behind = others
+                yield last
+                continue
+            behind = 0
             try:
                 item = next(self._source)
             except StopIteration:
                 self._done = True
                 return
+            if isinstance(item, Watermark):
+                self._live = self._live or (self._mark is not None and item.time <= self._mark.time)
+                self._mark = item
             for q in self._queues:
                 q.append(item)
 

@@ -4,7 +4,9 @@ first branch, matched by position.
 Branches are merged by event time, not concatenated: :func:`merge_by_time` pulls from the
 branch whose watermark is furthest behind, holds rows until every branch's watermark has
 passed them, then hands them on in time order followed by the merged watermark (the minimum
-of the branches'). The stream-to-stream join uses the same merge for its two sides.
+of the branches'). The stream-to-stream join uses the same merge for its two sides. A branch
+that repeats its watermark (an idle live input) makes the merge repeat its own, so a reader
+waiting on it gets control back (see :data:`asaql.exec.scan.NO_WATERMARK`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from asaql.exec.operator import TS, ExecContext, Item, Watermark
+from asaql.exec.scan import NO_WATERMARK
 from asaql.time.watermark import NEG_INF, POS_INF, dt_to_us, take_runs, ts_to_us, us_to_dt
 
 __all__ = ["UnionOperator", "merge_by_time"]
@@ -34,6 +37,7 @@ def merge_by_time(children: list[Iterator[Item]]) -> Iterator[tuple[int, pa.Reco
     each release followed by the merged watermark; ``Watermark.END`` last."""
     lanes = [_Lane(iter(c)) for c in children]
     emitted = NEG_INF
+    last = NO_WATERMARK  # the merged watermark last handed on
     while True:
         live = [lane for lane in lanes if not lane.done]
         if not live:
@@ -43,8 +47,11 @@ def merge_by_time(children: list[Iterator[Item]]) -> Iterator[tuple[int, pa.Reco
         if item is None:
             lane.done, lane.watermark = True, POS_INF
         elif isinstance(item, Watermark):
-            lane.watermark = POS_INF if item.is_end else max(lane.watermark, dt_to_us(item.time))
-            lane.done = item.is_end
+            time = POS_INF if item.is_end else dt_to_us(item.time)
+            if time <= lane.watermark:  # an idle live input: nothing moved, hand control back
+                yield last
+                continue
+            lane.watermark, lane.done = time, item.is_end
         else:
             if item.num_rows:
                 lane.queue.append((item, ts_to_us(item.column(TS))))
@@ -55,7 +62,8 @@ def merge_by_time(children: list[Iterator[Item]]) -> Iterator[tuple[int, pa.Reco
         yield from _release(lanes, merged)
         emitted = merged
         if merged < POS_INF:
-            yield Watermark(us_to_dt(merged))
+            last = Watermark(us_to_dt(merged))
+            yield last
     yield Watermark.END
 
 

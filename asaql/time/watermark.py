@@ -155,7 +155,7 @@ class EventOrderer:
         self._pending: list[_Pending] = []
         self._max_arrival = NEG_INF
         self._emitted = NEG_INF
-        self._last = NEG_INF  # the largest event or arrival time pushed (idle() counts from it)
+        self._last = NEG_INF  # the last arrival: idle() counts from it (see there)
 
     # ------------------------------------------------------------------ push
 
@@ -166,7 +166,7 @@ class EventOrderer:
         if n == 0:
             return out
         ts = np.array(ts, dtype=np.int64, copy=True)
-        self._last = max(self._last, int(ts.max()), NEG_INF if arrival is None else int(np.max(arrival)))
+        self._last = max(self._last, int(ts.max()) if arrival is None else int(np.max(arrival)))
         keys = np.zeros(n, dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
         keep = np.ones(n, dtype=bool)
         adjusted = np.zeros(n, dtype=bool)
@@ -197,7 +197,10 @@ class EventOrderer:
     def idle(self, elapsed_us: int) -> Released:
         """No event for ``elapsed_us`` of wall-clock time on a live input. ASA then moves the
         watermark with the estimated arrival time: ``last arrival + elapsed - late tolerance``
-        (the last arrival is the largest arrival or event time pushed). Only with a bounded
+        (the last arrival is the largest arrival time pushed; an event without one, e.g. read
+        from a file, counts its event time as its arrival). An early event (time after its
+        arrival, up to 5 minutes) does not move the estimate. ``elapsed_us`` comes from the
+        run's clock (``ExecContext.clock``, injectable in tests). Only with a bounded
         late-arrival tolerance: unbounded, time moves with events alone. Events that arrive
         later with older times meet the out-of-order policy at the new watermark."""
         out = Released()
