@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asaql.compiled import Job
 from asaql.config import Options
 from asaql.errors import (
     AsaqlError,
@@ -28,7 +29,9 @@ from asaql.errors import (
     QueryError,
     Span,
 )
-from asaql.session import InputData, Job, ResultStream, RunResult, Session
+from asaql.inputs import InputData
+from asaql.result import ResultStream, RunResult
+from asaql.session import Session
 
 if TYPE_CHECKING:
     from asaql.sql.ast import Script

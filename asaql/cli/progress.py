@@ -41,7 +41,7 @@ __all__ = ["Watch", "progress_line", "summary", "summary_lines"]
 
 
 class Watch:
-    """Context manager around one run of ``compiled`` (a :class:`asaql.session.Job`).
+    """Context manager around one run of ``compiled`` (a :class:`asaql.compiled.Job`).
 
     Use ``watch.job`` where the job is run: it is the same job, bound to ``watch.ctx``.
     """

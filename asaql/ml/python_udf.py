@@ -4,7 +4,9 @@ A model that runs in-process is a Python function that receives a whole batch of
 returns one result per event, in order. It is named in an endpoint spec by ``url``:
 
 * ``python:package.module:function`` — imported on first use, or
-* ``python:<name>`` — a function registered with the :func:`udf` decorator.
+* ``python:<name>`` — a function registered with the :func:`udf` decorator, or with
+  :func:`register` (what ``Session.add_function(alias, callable)`` does, under a key of its
+  own that :func:`unregister` releases).
 
 ``batch=True`` (default) functions receive a list of rows (dicts for record arguments);
 ``arrow=True`` ones receive a ``pyarrow.Table`` (record rows become columns; scalar rows a
@@ -26,6 +28,7 @@ the Scorer's worker pool, so ``max_in_flight > 1`` only helps code that releases
 from __future__ import annotations
 
 import importlib
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +39,15 @@ from asaql.errors import ConfigError, EndpointError
 from asaql.ml.endpoint import EndpointSpec
 from asaql.ml.metrics import EndpointMetrics
 
-__all__ = ["PythonCaller", "PythonFunction", "registered", "resolve_function", "udf"]
+__all__ = [
+    "PythonCaller",
+    "PythonFunction",
+    "register",
+    "registered",
+    "resolve_function",
+    "udf",
+    "unregister",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,19 +61,70 @@ class PythonFunction:
 
 
 _REGISTRY: dict[str, PythonFunction] = {}
-_LOCK = threading.Lock()
+# Reentrant: a Session's finalizer (garbage collection, see ``unregister``) may run in a thread
+# that already holds it.
+_LOCK = threading.RLock()
+_SEQUENCE = itertools.count(1)  # makes the keys of ``register(key=None)`` unique
 
 
 def udf(name: str | None = None, *, batch: bool = True, arrow: bool = False) -> Callable[[F], F]:
     """Register a scoring function under ``name`` (default: the function's own name)."""
 
-    def register(function: F) -> F:
+    def decorate(function: F) -> F:
         key = (name or function.__name__).lower()
         with _LOCK:
             _REGISTRY[key] = PythonFunction(key, function, batch=batch, arrow=arrow)
         return function
 
-    return register
+    return decorate
+
+
+def register(function: Callable[..., Any], *, key: str | None = None, name: str | None = None,
+             batch: bool | None = None, arrow: bool | None = None) -> str:
+    """Register ``function`` for ``python:<key>`` and return the key.
+
+    Args:
+        function: the scoring function.
+        key: the name to register it under (lower-cased); by default a new, unique one made
+            from ``name`` (``"<name>.<n>"``), so that registrations never replace each other.
+        name: the name errors give the function (default: the key; lower-cased).
+        batch: called with a list of rows (default: as the :func:`udf` decorator gave it, else
+            True).
+        arrow: called with a pyarrow Table (default: as the decorator gave it, else False).
+
+    Returns:
+        The key; ``unregister(key)`` releases it.
+
+    >>> key = register(lambda rows: rows, name="Echo")
+    >>> key.startswith("echo.") and registered()[key].name
+    'echo'
+    >>> unregister(key)
+    >>> key in registered()
+    False
+    """
+    decorated = _decorated(function)
+    display = (name or key or function.__name__).lower()
+    key = key.lower() if key else f"{display}.{next(_SEQUENCE)}"
+    entry = PythonFunction(
+        display, function,
+        batch=batch if batch is not None else decorated.batch if decorated else True,
+        arrow=arrow if arrow is not None else decorated.arrow if decorated else False)
+    with _LOCK:
+        _REGISTRY[key] = entry
+    return key
+
+
+def unregister(key: str) -> None:
+    """Forget the function registered under ``key`` (nothing happens when there is none)."""
+    with _LOCK:
+        _REGISTRY.pop(key.lower(), None)
+
+
+def _decorated(function: Callable[..., Any]) -> PythonFunction | None:
+    """The :func:`udf` registration of ``function`` (its options), if it has one."""
+    with _LOCK:
+        return next((f for key, f in _REGISTRY.items() if f.function is function and key == f.name),
+                    None)
 
 
 def registered() -> dict[str, PythonFunction]:
