@@ -23,23 +23,29 @@ other 4xx                  not retried (424: the model container's own status an
 =========================  ===========================================================
 
 Every message that leaves this module goes through :func:`~asaql.ml.secrets.redact` with
-every key value this client has ever sent, and shows the URL with query values masked.
+every credential this client has ever sent (the key, credential headers, the URL's user info
+and query values), and shows the URL with query values masked. An answer's body is redacted
+before it is trimmed, so a key the server echoes is never cut in half and half shown. httpx
+logs every request's URL at INFO (httpcore, at DEBUG, quotes a header it refuses); a filter on
+those loggers masks the same values.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import queue
 import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import pyarrow as pa
 
-from asaql.errors import AsaqlError, EndpointError
+from asaql.errors import AsaqlError, ConfigError, EndpointError
 from asaql.ml.endpoint import EndpointSpec, load_function_spec
 from asaql.ml.metrics import EndpointMetrics
 from asaql.ml.protocols import (
@@ -65,9 +71,10 @@ def describe_event(value: Any, secrets: list[str] | None = None) -> str:
         text = dumps(value).decode("utf-8", "replace")
     except (TypeError, ValueError):
         text = repr(value)
+    text = redact(text, secrets or [])  # before trimming: a cut key would show its first half
     if len(text) > _EVENT_CHARS:
         text = text[: _EVENT_CHARS - 3] + "..."
-    return redact(text, secrets or [])
+    return text
 
 
 class _Resolved:
@@ -87,9 +94,31 @@ class _Resolved:
             headers["api-key"] = self.key
         if spec.deployment:
             headers["azureml-model-deployment"] = spec.deployment
+        _check_headers(spec, headers)
         self.headers = headers
         self.loaded_at = loaded_at
         self.plain = plain_http(self.url, headers)  # sent over the WireClient
+
+
+def _check_headers(spec: EndpointSpec, headers: dict[str, str]) -> None:
+    """Refuse a header HTTP cannot carry (a key read with its line end, say) before it is
+    sent: the HTTP libraries' own errors, and httpcore's debug log, quote the value."""
+    for name, value in headers.items():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            bad = True
+        else:
+            bad = any(c in value for c in "\r\n\0")
+        if not bad:
+            continue
+        is_key = spec.api_key is not None and name.lower() in ("authorization", "api-key")
+        what = f"the API key ({spec.api_key})" if is_key else f"the value of header {name!r}"
+        raise ConfigError(
+            f"function '{spec.name}': {what} holds a line break, a NUL or a character "
+            "outside Latin-1, which an HTTP header cannot carry",
+            help="check the key for a trailing newline or a stray character",
+        )
 
 
 class Call:
@@ -170,11 +199,15 @@ class EndpointClient:
 
     def _resolve(self, spec: EndpointSpec) -> _Resolved:
         config = _Resolved(spec, self._clock())
-        # the key, and the values of extra headers that carry credentials (an
-        # Ocp-Apim-Subscription-Key, a token); a deployment name or a content type stays shown
-        for secret in (config.key, *(value for name, value in spec.headers if _secret_header(name))):
+        # the key, the values of extra headers that carry credentials (an
+        # Ocp-Apim-Subscription-Key, a token; a deployment name or a content type stays shown),
+        # and the URL's user info and query values (Azure Functions' ?code=, SAS signatures)
+        found = [config.key, *(value for name, value in spec.headers if _secret_header(name))]
+        found += url_secrets(spec.url)
+        for secret in found:
             if secret and secret not in self._seen_keys:
                 self._seen_keys.append(secret)
+        _LOG_FILTER.add(self._seen_keys)
         return config
 
     def current(self) -> _Resolved:
@@ -302,15 +335,19 @@ class EndpointClient:
             latency = self._clock() - sent_at
         except (httpx.TimeoutException, WireTimeout):
             return 0, f"did not answer within {self.spec.timeout:g} s (timeout)", None, 0.0
-        except (httpx.TransportError, WireError) as exc:
+        except (httpx.RequestError, WireError) as exc:  # transport, decoding, redirects
             return 0, f"could not be reached: {type(exc).__name__}: {exc}", None, 0.0
+        except httpx.InvalidURL as exc:
+            return 0, f"could not be sent: the URL is not valid: {exc}", None, 0.0
         finally:
             self._wire.put(None)
         status = response.status_code
         if status < 300:
             return status, "", response, latency
         reason = response.reason_phrase or ""
-        detail = error_message(response.content)
+        # redacted before error_message trims it, so an echoed key is never cut in half
+        content = self.redact(response.content.decode("utf-8", "replace")).encode()
+        detail = error_message(content)
         message = f"answered {status} {reason}".rstrip() + (f": {detail}" if detail else "")
         return status, message + _model_error(response), response, latency
 
@@ -356,6 +393,90 @@ class EndpointClient:
 
 
 _SECRET_HEADER_WORDS = ("key", "token", "auth", "secret", "signature", "password", "credential", "cookie")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries, in the forms they are sent and echoed: the user info
+    (``user:password`` as given and decoded, whose base64 is a Basic credential; the password
+    alone) and the values of query parameters that name a credential or are long enough to be
+    one (``?code=...``, ``&sig=...``). Short values such as ``api-version=1`` stay shown.
+
+    >>> url_secrets("https://u:p%2Bw0rd@h/score?code=abc%2Bdefghij&api-version=1")
+    ['u:p%2Bw0rd', 'u:p+w0rd', 'p%2Bw0rd', 'p+w0rd', 'abc%2Bdefghij', 'abc+defghij']
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: list[str] = []
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo:
+        found += [userinfo, unquote(userinfo)]
+        password = userinfo.partition(":")[2]
+        if password:
+            found += [password, unquote(password)]
+    for item in parts.query.split("&"):
+        name, equals, raw = item.partition("=")
+        if not equals:  # a bare ?VALUE
+            name, raw = "", item
+        if not raw:
+            continue
+        value = parse_qsl(f"v={raw}", keep_blank_values=True)[0][1]
+        if _secret_param(name) or len(value) >= _LONG_PARAM:
+            found += [raw, value]
+    return list(dict.fromkeys(v for v in found if v))
+
+
+_LONG_PARAM = 16  # a query value this long may be a credential whatever its name
+_SECRET_PARAM_WORDS = (*_SECRET_HEADER_WORDS, "code", "sig")  # Azure Functions, SAS tokens
+
+
+def _secret_param(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_PARAM_WORDS)
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks the credentials of every EndpointClient in records of the ``httpx`` logger (it
+    logs each request's URL, user info and query included, at INFO) and of httpcore's (at
+    DEBUG, its failures quote what was sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: list[str] = []
+        self._lock = threading.Lock()
+        self._installed = False
+
+    def add(self, secrets: list[str]) -> None:
+        with self._lock:
+            for secret in secrets:
+                if secret not in self._secrets:
+                    self._secrets.append(secret)
+            if not self._installed and self._secrets:
+                for name in _HTTP_LOGGERS:  # a logger's filters skip its children's records
+                    logging.getLogger(name).addFilter(self)
+                self._installed = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's to report, not ours
+            return True
+        clean = redact(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_LOG_FILTER = _RedactingFilter()
 
 
 def _secret_header(name: str) -> bool:

@@ -94,6 +94,15 @@ class EndpointSpec:
 
     def __post_init__(self) -> None:
         where = f"function '{self.name}'" + (f" ({self.source})" if self.source else "")
+        # a key or headers given as plain Python values (EndpointSpec(api_key="...")) are
+        # wrapped, so that repr and every message masks them as it masks a parsed definition
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", SecretRef.parse(self.api_key))
+        if self.api_key is not None and not isinstance(self.api_key, SecretRef):
+            raise ConfigError(f"{where}: field 'api_key' must be a string such as 'env:NAME'")
+        if isinstance(self.headers, Mapping):
+            headers = tuple((str(k), str(v)) for k, v in self.headers.items())
+            object.__setattr__(self, "headers", headers)
         _check_range(where, "batch_size", self.batch_size, 1, MAX_BATCH)
         _check_range(where, "max_in_flight", self.max_in_flight, 1, 1024)
         _check_range(where, "retries", self.retries, 0, 100)
@@ -203,7 +212,14 @@ def _check_range(where: str, name: str, value: object, low: int, high: int) -> N
 def _check_url(where: str, url: str, protocol: str) -> None:
     if protocol == "python":
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError:  # its message may quote a part of the URL
+        raise ConfigError(
+            f"{where}: field 'url' is not a valid URL (its host or port cannot be read), "
+            f"got {mask_url(url)!r}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"{where}: field 'url' must be an http:// or https:// URL, got {mask_url(url)!r}"
@@ -211,21 +227,32 @@ def _check_url(where: str, url: str, protocol: str) -> None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with user info and query values masked (Azure Functions put keys there).
+    """The URL with user info, query values and fragment masked (Azure Functions put keys
+    in the query; a bare ``?VALUE`` is masked whole). A URL that cannot be parsed shows only
+    its scheme and host, as far as they can be told.
 
     >>> mask_url("https://u:pw@h/score?code=abc&x=1")
     'https://***@h/score?code=***&x=***'
+    >>> mask_url("https://h/score?s3cr3t#frag")
+    'https://h/score?***#***'
+    >>> mask_url("http://[::1/score?code=abc")
+    'http://***'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://{MASK}" if sep and scheme.isalnum() else MASK
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
     query = "&".join(
-        f"{item.split('=', 1)[0]}={MASK}" if "=" in item else item
+        f"{item.split('=', 1)[0]}={MASK}" if "=" in item else MASK
         for item in parts.query.split("&")
         if item
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    fragment = MASK if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def detect_protocol(url: str) -> str:
@@ -238,7 +265,10 @@ def detect_protocol(url: str) -> str:
     """
     if url.startswith("python:"):
         return "python"
-    path = urlsplit(url).path.rstrip("/")
+    try:
+        path = urlsplit(url).path.rstrip("/")
+    except ValueError:  # not a URL: the spec's own check says so
+        return "azureml"
     if "/v2/models/" in path and path.endswith("/infer"):
         return "v2"
     if path.endswith(":predict"):
@@ -487,7 +517,10 @@ def _azure_openai(url: Any) -> bool:
     """
     if not isinstance(url, str):
         return False
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # not a URL: the spec's own check says so
+        return False
     return host.endswith((".openai.azure.com", ".cognitiveservices.azure.com"))
 
 
