@@ -163,7 +163,8 @@ class Session:
 
         try:
             script = parse(text)
-            bound = bind(script, self.catalog(open_=True, peek=True), strict=self.options.strict)
+            bound = bind(script, self.catalog(open_=True, peek=True), strict=self.options.strict,
+                         collect_errors=True)
         except AsaqlError as exc:
             return [exc.diagnostic()]
         return bound.diagnostics

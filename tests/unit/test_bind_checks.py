@@ -154,3 +154,25 @@ def test_join_of_an_undeclared_input_names_it() -> None:
     with pytest.raises(asaql.QueryError) as info:
         session.compile("SELECT i.k FROM iot i JOIN ref r ON i.k = r.k")
     assert info.value.code == "unknown_input" and "'ref'" in str(info.value)
+
+
+def test_check_reports_the_errors_of_every_statement() -> None:
+    # asaql check binds every statement: one error per broken statement, none for the
+    # statements that read a broken WITH step, the good statements' warnings kept
+    import asaql
+
+    session = asaql.Session()
+    session.add_input("s", [{"a": 1, "b": "2024-05-14T10:00:00Z"}])
+    text = (
+        "WITH broken AS (SELECT a, COUNT(*) AS n FROM s GROUP BY a)\n"
+        "SELECT n INTO o1 FROM broken\n"
+        "SELECT DATEDIFF(minit, b, b) AS d INTO o2 FROM s\n"
+        "SELECT x * 2 AS y INTO o3 FROM s WHERE y > 1\n"
+    )
+    diagnostics = session.check(text)
+    errors = [(d.code, d.span.line) for d in diagnostics if d.severity == "error"]
+    assert errors == [("window_required", 1), ("bad_datepart", 3)]
+    assert "alias_in_where" in [d.code for d in diagnostics if d.severity == "warning"]
+    with pytest.raises(asaql.QueryError) as info:  # compile still stops at the first
+        session.compile(text)
+    assert info.value.code == "window_required"

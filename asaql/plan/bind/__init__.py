@@ -58,20 +58,37 @@ class ScriptContext:
         )
 
 
-def bind(script: ast.Script, catalog: Catalog, *, strict: bool = False) -> BindResult:
-    """Bind a parsed script against a catalog of inputs and functions."""
+def bind(script: ast.Script, catalog: Catalog, *, strict: bool = False,
+         collect_errors: bool = False) -> BindResult:
+    """Bind a parsed script against a catalog of inputs and functions. The first error is
+    raised; with ``collect_errors`` (``asaql check``) every statement is bound and each error
+    becomes a diagnostic (a failed WITH step is then known, with unknown fields, so that the
+    statements reading it report their own errors, not its)."""
     ctx = ScriptContext(catalog=catalog, strict=strict)
     plan = lp.LogicalPlan()
+    failed = 0
     for stmt in script.statements:
-        if isinstance(stmt, ast.CreateTable):
-            _create_table(stmt, ctx)
-        elif isinstance(stmt, ast.WithBlock):
-            for step in stmt.steps:
-                _with_step(step, ctx, plan)
-        else:
-            plan.outputs.append(_output(stmt, ctx))
-    _check_outputs(plan)
-    check_substreams(plan)
+        try:
+            if isinstance(stmt, ast.CreateTable):
+                _create_table(stmt, ctx)
+            elif isinstance(stmt, ast.WithBlock):
+                for step in stmt.steps:
+                    try:
+                        _with_step(step, ctx, plan)
+                    except BindError:
+                        if ctx.step(step.name) is None:
+                            ctx.steps[step.name.lower()] = (step.name, None)
+                        raise
+            else:
+                plan.outputs.append(_output(stmt, ctx))
+        except BindError as exc:
+            if not collect_errors:
+                raise
+            failed += 1
+            ctx.diagnostics.append(exc.diagnostic())
+    if not failed:
+        _check_outputs(plan)
+        check_substreams(plan)
     return BindResult(plan=plan, diagnostics=ctx.diagnostics)
 
 
