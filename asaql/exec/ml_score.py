@@ -9,6 +9,12 @@ answers back on, holding watermarks until every earlier event is answered::
                    (a watermark goes to the scorer as an empty chunk: answered, in order, once
                    every earlier event is)
 
+A watermark that follows another one still unanswered is held back instead (:class:`_Held`),
+the latest replacing the one before, and handed on before the next events or once everything
+sent is answered: a live input's idle ticks (a watermark each, repeated or moving) must not
+reach the scorer as a stream of marker chunks, each of which counts as new input and keeps a
+partial request waiting for more (``linger``) for as long as the ticks come.
+
 A large batch goes as pieces of about 8192 rows (whole requests each), each answered piece
 going downstream as its own batch. The argument goes to the scorer as Arrow: requests are
 slices of it, and the codecs build column-shaped bodies straight from its struct fields.
@@ -29,6 +35,7 @@ with :func:`with_dead_letters`.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +44,7 @@ import pyarrow as pa
 
 from asaql.errors import ConfigError
 from asaql.exec.evaluate import evaluate, from_python
-from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item
+from asaql.exec.operator import ML_ERROR_PREFIX, TS, ExecContext, Item, Watermark
 from asaql.plan import expr as bx
 from asaql.plan import logical as lp
 
@@ -64,11 +71,15 @@ class MLScoreOperator:
         self.ctx.metrics.endpoints[self.node.function] = scorer.metrics
         pending: deque[Item] = deque()
         args: deque[pa.Array | None] = deque()  # None: the marker chunk of a watermark
+        held = _Held()
         try:
-            for scored in scorer.map(self._arguments(pending, args)):
+            for scored in scorer.map(self._arguments(pending, args, held)):
                 arg = args.popleft()
                 if arg is None:  # every event before this watermark is answered: pass it on
+                    mark = held.answered()
                     yield pending.popleft()
+                    if mark is not None:  # held back behind this one; nothing came after it
+                        yield mark
                     continue
                 batch = pending.popleft()
                 assert isinstance(batch, pa.RecordBatch)
@@ -76,13 +87,19 @@ class MLScoreOperator:
                 if errors is not None and self.dead_letter is not None:
                     self.dead_letter.put(self._dead(batch, arg, errors))
                     errors = None  # routed: the value is NULL, reading it is no error
+                mark = held.answered()
                 yield self._attach(batch, scored.values, errors)
+                if mark is not None:  # held back behind this batch; nothing came after it
+                    yield mark
             yield from pending
+            mark = held.answered(0)
+            if mark is not None:
+                yield mark
         finally:
             scorer.close()
 
     def _arguments(
-        self, pending: deque[Item], args: deque[pa.Array | None]
+        self, pending: deque[Item], args: deque[pa.Array | None], held: _Held
     ) -> Iterator[pa.Array | list[Any]]:
         # runs on the scorer's feeder thread: it pulls the whole upstream pipeline. The
         # argument column goes to the scorer as Arrow (its requests are slices of it), in
@@ -93,7 +110,13 @@ class MLScoreOperator:
         for item in self.child:
             if isinstance(item, pa.RecordBatch):
                 arg = _argument(self.node.arg, item, self.ctx)
-                if item.num_rows <= step:
+                pieces = 1 if item.num_rows <= step else -(-item.num_rows // step)
+                mark = held.events(pieces)
+                if mark is not None:  # a watermark held back: it goes before these events
+                    args.append(None)
+                    pending.append(mark)
+                    yield []
+                if pieces == 1:
                     args.append(arg)
                     pending.append(item)
                     yield arg
@@ -103,6 +126,8 @@ class MLScoreOperator:
                     args.append(piece)
                     pending.append(item.slice(start, step))
                     yield piece
+            elif held.hold(item):
+                continue
             else:
                 args.append(None)
                 pending.append(item)
@@ -133,6 +158,55 @@ class MLScoreOperator:
             ],
             names=["endpoint", "status", "error", "event", TS],
         )
+
+
+class _Held:
+    """Watermarks held back on their way to the scorer, shared by the feeder thread (which
+    counts the chunks it sends) and the caller's thread (which counts the answered ones).
+
+    A watermark goes to the scorer as a marker chunk unless the last chunk sent is itself a
+    marker still unanswered: then it is held, a later one replacing it, and goes before the
+    next events, or is handed on by the caller once every chunk sent is answered. So the
+    scorer sees at most one marker after each run of events, whatever the idle ticks."""
+
+    __slots__ = ("_lock", "_mark", "_marker_last", "_out")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mark: Item | None = None
+        self._out = 0  # chunks sent and not yet answered
+        self._marker_last = False  # the last chunk sent is a marker
+
+    def hold(self, mark: Item) -> bool:
+        """Feeder: whether ``mark`` is held (else it goes as a marker chunk). The end of the
+        stream is never held; it makes a watermark held before it moot."""
+        with self._lock:
+            if isinstance(mark, Watermark) and mark.is_end:
+                self._mark = None
+            elif self._out and self._marker_last:
+                self._mark = mark
+                return True
+            self._out += 1
+            self._marker_last = True
+            return False
+
+    def events(self, chunks: int) -> Item | None:
+        """Feeder: ``chunks`` event chunks go to the scorer; the watermark held before them,
+        if any (it goes first, as a marker chunk)."""
+        with self._lock:
+            mark, self._mark = self._mark, None
+            self._out += chunks + (mark is not None)
+            self._marker_last = False
+            return mark
+
+    def answered(self, chunks: int = 1) -> Item | None:
+        """Caller: ``chunks`` chunks answered; the held watermark once every chunk sent is."""
+        with self._lock:
+            self._out -= chunks
+            if self._out or self._mark is None:
+                return None
+            mark, self._mark = self._mark, None
+            return mark
 
 
 def _argument(expr: bx.BoundExpr, batch: pa.RecordBatch, ctx: ExecContext) -> pa.Array:

@@ -44,6 +44,9 @@ class SharedStep:
             if queue:
                 item = queue.popleft()
                 if isinstance(item, Watermark):
+                    if item.is_end:  # nothing follows the end; never hand it on twice
+                        yield item
+                        return
                     last = item
                 yield item
                 continue
@@ -61,8 +64,14 @@ class SharedStep:
                 self._done = True
                 return
             if isinstance(item, Watermark):
-                self._live = self._live or (self._mark is not None and item.time <= self._mark.time)
+                repeat = self._mark is not None and item.time <= self._mark.time
+                self._live = self._live or repeat
                 self._mark = item
+                if repeat:  # an idle tick: only a reader with nothing queued needs it
+                    for q in self._queues:  # (bounds the queue of a reader that is not read
+                        if not q or not isinstance(q[-1], Watermark):  # while the source idles)
+                            q.append(item)
+                    continue
             for q in self._queues:
                 q.append(item)
 

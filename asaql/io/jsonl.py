@@ -644,7 +644,8 @@ class JsonSource:
             pos = 0
             first = True
             while pos < size and not self._closed.is_set():
-                want = min(self.chunk_bytes, FIRST_CHUNK_BYTES) if first else self.chunk_bytes
+                # the first chunk holds a whole BOM (else it is not seen) whatever chunk_bytes
+                want = max(min(self.chunk_bytes, FIRST_CHUNK_BYTES), len(_BOM)) if first else self.chunk_bytes
                 base = pos - pos % grain
                 length = min(size, pos + want) - base
                 try:
