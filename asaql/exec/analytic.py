@@ -284,6 +284,10 @@ class _AggState:
         numf[~valid] = np.nan
         all_ts, all_pid, all_q, _, m = self.history.combined(ts, pid, when, [])
         all_x = np.concatenate([self.values, numf])
+        if kind == "int" and _fractional(self.values):
+            # an integer batch after fractions (per-batch typing of mixed input): summing the
+            # kept history as integers would truncate it, whatever the batch boundaries
+            kind = "float"
         order, starts = _sorted_by_partition(all_pid)
         lo = _range_starts(all_ts[order], all_pid[order], starts, call.duration_us or 0)
         x = all_x[order]
@@ -309,6 +313,12 @@ class _AggState:
         keep = self.history.keep(all_ts, all_pid, all_q, [], call.duration_us or 0)
         self.values = all_x[keep]
         return _to_arrow(res, empty, fn, kind, values.type)
+
+
+def _fractional(x: np.ndarray) -> bool:
+    """Whether any kept value (NaN: NULL) is not a whole number."""
+    finite = x[~np.isnan(x)]
+    return bool(len(finite)) and not bool((finite == np.floor(finite)).all())
 
 
 def _numeric(values: pa.Array, fn: str) -> tuple[str, np.ndarray, np.ndarray]:
@@ -343,13 +353,16 @@ def _range_starts(s_ts: np.ndarray, s_pid: np.ndarray, starts: np.ndarray, durat
     if int(s_pid.max()) * span < 2**62:
         key = s_pid * span + rel
         q = s_pid * span + np.maximum(rel - duration, 0)
-        return np.maximum(np.searchsorted(key, q, side="left"), starts)
-    lo = np.empty(len(s_ts), dtype=np.int64)
-    for start in np.unique(starts):
-        stop = int(np.searchsorted(starts, start, side="right"))
-        seg = s_ts[start:stop]
-        lo[start:stop] = start + np.searchsorted(seg, seg - duration, side="left")
-    return lo
+        lo = np.maximum(np.searchsorted(key, q, side="left"), starts)
+    else:
+        lo = np.empty(len(s_ts), dtype=np.int64)
+        for start in np.unique(starts):
+            stop = int(np.searchsorted(starts, start, side="right"))
+            seg = s_ts[start:stop]
+            lo[start:stop] = start + np.searchsorted(seg, seg - duration, side="left")
+    # a partition out of time order (substreams of TIMESTAMP BY ... OVER under one PARTITION
+    # BY) makes the search meaningless but must not give ranges past their own row
+    return np.minimum(lo, np.arange(len(s_ts)))
 
 
 def _range_extreme(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, fn: str) -> np.ndarray:
