@@ -172,6 +172,14 @@ def run_scorer(
     return len(events) / elapsed, cpu / len(events)
 
 
+def request_rows(events: list[dict], batch: int, arrow: bool) -> list:
+    """The events as the rows of each request: lists of dicts, or Arrow slices (``arrow``)."""
+    if arrow:
+        table = pa.array(events)
+        return [table.slice(i, batch) for i in range(0, len(events), batch)]
+    return [events[i : i + batch] for i in range(0, len(events), batch)]
+
+
 def bare_wire(
     url: str, batch: int, in_flight: int, events: list[dict], arrow: bool = False
 ) -> tuple[float, float]:
@@ -180,11 +188,7 @@ def bare_wire(
     posting it over asaql.ml.wire (keep-alive http.client) and parsing the answer, with no
     bookkeeping (no ordering, no slots, no hand-offs between threads)."""
     codec = make_codec(EndpointSpec(name="bench", url=url, batch_size=batch))
-    if arrow:
-        table = pa.array(events)
-        batches = [table.slice(i, batch) for i in range(0, len(events), batch)]
-    else:
-        batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    batches = request_rows(events, batch, arrow)
     headers = {"Content-Type": "application/json"}
     client = WireClient(timeout=30.0, connect_timeout=10.0, max_idle=in_flight)
     lanes = [batches[i::in_flight] for i in range(in_flight)]
@@ -219,11 +223,7 @@ def json_floor(url: str, batch: int, events: list[dict], arrow: bool = False) ->
     """Events/s one thread turns into request bodies (the codec of ``url``, orjson; from Arrow
     arrays when ``arrow``): the ceiling for any client in this process, whatever the server."""
     codec = make_codec(EndpointSpec(name="bench", url=url, batch_size=batch))
-    if arrow:
-        table = pa.array(events)
-        batches = [table.slice(i, batch) for i in range(0, len(events), batch)]
-    else:
-        batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    batches = request_rows(events, batch, arrow)
     best = 0.0
     for _ in range(3):
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from replterm import run, spawn
 
 from asaql.cli import repl_commands
 from asaql.cli.completion import Words, candidates
@@ -24,14 +25,9 @@ from asaql.cli.repl import InputRef, job_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 QS = ROOT / "examples" / "quickstart"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
 PROMPT = r"asaql>"
-PROMPT_END, PROMPT_START = "\x1b[?2004l", "\x1b[?2004h"
 HOT = "SELECT deviceId, temperature FROM events WHERE temperature > 40"
 
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text)
 
 
 # --------------------------------------------------------------------------- pseudo-terminal
@@ -46,28 +42,10 @@ def history(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def repl(tmp_path: Path, history: Path) -> Iterator[object]:
-    env = {**os.environ, "ASAQL_HISTORY": str(history), "PROMPT_TOOLKIT_NO_CPR": "1",
-           "TERM": "xterm", "COLUMNS": "160", "LINES": "50"}
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "asaql", "repl", "--input", f"events={QS / 'events.jsonl'}", "--ref", f"devices={QS / 'devices.csv'}"],
-        env=env, cwd=str(tmp_path), encoding="utf-8", dimensions=(50, 160), timeout=20,
-    )
-    child.expect_exact(PROMPT_START)
+    child = spawn(pexpect, tmp_path, history, 160)
     yield child
     if child.isalive():
         child.terminate(force=True)
-
-
-def run(child: object, line: str) -> str:
-    """Type ``line`` and Enter; return what the REPL printed before its next prompt (ANSI
-    codes removed). prompt_toolkit turns bracketed paste off when a prompt ends and on when
-    the next one starts, which frames the output exactly."""
-    child.send(line + "\r")  # type: ignore[attr-defined]
-    child.expect_exact(PROMPT_END)  # type: ignore[attr-defined]
-    child.expect_exact(PROMPT_START)  # type: ignore[attr-defined]
-    return plain(child.before)  # type: ignore[attr-defined]
 
 
 def test_query_shows_a_table_with_row_count(repl: object) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from replterm import PROMPT_END, PROMPT_START, plain, run, spawn
 
 from asaql.cli.completion import ARRAY_ITEM, Words, candidates, path_argument
 from asaql.cli.lexer import is_complete
@@ -29,38 +30,17 @@ from asaql.cli.repl import result_table
 ROOT = Path(__file__).resolve().parent.parent
 QS = ROOT / "examples" / "quickstart"
 SEED = ROOT / "examples" / "seed"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\r")
-PROMPT_END, PROMPT_START = "\x1b[?2004l", "\x1b[?2004h"
 
 pexpect = pytest.importorskip("pexpect")
 
 
-def plain(text: str) -> str:
-    return ANSI.sub("", text)
-
 
 @pytest.fixture
 def repl(tmp_path: Path) -> Iterator[object]:
-    env = {**os.environ, "ASAQL_HISTORY": str(tmp_path / "history"), "PROMPT_TOOLKIT_NO_CPR": "1",
-           "TERM": "xterm", "COLUMNS": "120", "LINES": "50"}
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "asaql", "repl", "--input", f"events={QS / 'events.jsonl'}", "--ref", f"devices={QS / 'devices.csv'}"],
-        env=env, cwd=str(tmp_path), encoding="utf-8", dimensions=(50, 120), timeout=20,
-    )
-    child.expect_exact(PROMPT_START)
+    child = spawn(pexpect, tmp_path, tmp_path / "history", 120)
     yield child
     if child.isalive():
         child.terminate(force=True)
-
-
-def run(child: object, line: str) -> str:
-    """Type ``line`` and Enter; what the REPL printed before its next prompt (see test_repl.py)."""
-    child.send(line + "\r")  # type: ignore[attr-defined]
-    child.expect_exact(PROMPT_END)  # type: ignore[attr-defined]
-    child.expect_exact(PROMPT_START)  # type: ignore[attr-defined]
-    return plain(child.before)  # type: ignore[attr-defined]
 
 
 def rows_of(seen: str) -> list[list[str]]:
